@@ -1,0 +1,38 @@
+# Two entry points do all set-up on first use: `make demo` (the main job) and `make test`.
+# On a machine without an NVIDIA GPU the CPU build of torch is installed first, so the
+# `torch>=2.2` range in pyproject.toml resolves to it instead of a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Override for your platform, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+
+.PHONY: demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: pip resolves torch with CUDA"; \
+	else \
+		echo "no GPU: installing the CPU build $(TORCH_SPEC)"; \
+		$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"; \
+	fi
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m lossevo.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check lossevo dro tests benchmarks experiments
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
