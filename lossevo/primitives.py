@@ -1,0 +1,230 @@
+"""The one table of primitives: each entry carries its sympy, torch and numpy forms together.
+
+Protected operators keep every candidate finite on every input, so that a bad tree is judged
+by its training results, not killed by a NaN. Their exact semantics (ε = 1e-7):
+
+- ``div(a, b) = a / b`` if ``|b| > ε``, else ``a / (ε·s)``, ``s = 1`` for ``b ≥ 0``, else ``-1``
+- ``sqrt(a) = sqrt(|a|)``
+- ``log(a) = log(|a| + ε)``
+- ``exp(a) = exp(min(a, 30))``
+
+The torch forms are written so that gradients stay finite too (the double-``where`` trick:
+the branch not taken never sees an input that would produce inf or NaN in backward).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+import torch
+
+__all__ = [
+    "EPS",
+    "EXP_MAX",
+    "PRESETS",
+    "Primitive",
+    "get_preset",
+    "lookup",
+    "names",
+    "pdiv",
+    "pexp",
+    "plog",
+    "psqrt",
+    "torch_pdiv",
+    "torch_pexp",
+    "torch_plog",
+    "torch_psqrt",
+]
+
+EPS = 1e-7
+EXP_MAX = 30.0
+
+
+# --- torch forms (standalone: export copies their source, so they use only torch) -----------
+
+
+def torch_pdiv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Protected division: ``a / b``, with ``b`` replaced by ``±1e-7`` where ``|b| <= 1e-7``."""
+    if not isinstance(b, torch.Tensor):  # a constant denominator takes the numerator's dtype
+        b = torch.as_tensor(b, dtype=a.dtype if isinstance(a, torch.Tensor) else None)
+    tiny = torch.where(b >= 0, torch.full_like(b, 1e-7), torch.full_like(b, -1e-7))
+    return a / torch.where(b.abs() > 1e-7, b, tiny)
+
+
+def torch_psqrt(a: torch.Tensor) -> torch.Tensor:
+    """``sqrt(|a|)`` with gradient 0 (not inf) at ``a = 0``."""
+    zero = a == 0
+    return torch.where(zero, torch.zeros_like(a), torch.sqrt(torch.where(zero, 1.0, a.abs())))
+
+
+def torch_plog(a: torch.Tensor) -> torch.Tensor:
+    """``log(|a| + 1e-7)``."""
+    return torch.log(a.abs() + 1e-7)
+
+
+def torch_pexp(a: torch.Tensor) -> torch.Tensor:
+    """``exp(min(a, 30))``."""
+    return torch.exp(torch.clamp(a, max=30.0))
+
+
+# --- numpy forms (the reference the other two are tested against) ---------------------------
+
+
+def _np_pdiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a / np.where(np.abs(b) > EPS, b, np.where(b >= 0, EPS, -EPS))
+
+
+def _np_psqrt(a: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.abs(a))
+
+
+def _np_plog(a: np.ndarray) -> np.ndarray:
+    return np.log(np.abs(a) + EPS)
+
+
+def _np_pexp(a: np.ndarray) -> np.ndarray:
+    return np.exp(np.minimum(a, EXP_MAX))
+
+
+# --- sympy forms: Functions that fold numeric arguments with the same semantics -------------
+
+
+def _is_num(x: sympy.Expr) -> bool:
+    return bool(x.is_Number)
+
+
+class pdiv(sympy.Function):
+    """Protected division ``a / b`` (see module docstring)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _is_num(b):
+            bf = float(b)
+            if abs(bf) > EPS:
+                return a / b
+            return a / sympy.Float(EPS if bf >= 0 else -EPS)
+        if a.is_zero:
+            return sympy.S.Zero
+        return None
+
+    def _latex(self, printer):
+        a, b = (printer._print(arg) for arg in self.args)
+        return rf"\frac{{{a}}}{{{b}}}"
+
+
+class psqrt(sympy.Function):
+    """``sqrt(|a|)``."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if _is_num(a):
+            return sympy.Float(math.sqrt(abs(float(a))))
+        return None
+
+    def _latex(self, printer):
+        return rf"\sqrt{{\left|{printer._print(self.args[0])}\right|}}"
+
+
+class plog(sympy.Function):
+    """``log(|a| + ε)``."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if _is_num(a):
+            return sympy.Float(math.log(abs(float(a)) + EPS))
+        return None
+
+    def _latex(self, printer):
+        return rf"\log{{\left(\left|{printer._print(self.args[0])}\right| + \epsilon\right)}}"
+
+
+class pexp(sympy.Function):
+    """``exp(min(a, 30))``."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if _is_num(a):
+            return sympy.Float(math.exp(min(float(a), EXP_MAX)))
+        return None
+
+    def _latex(self, printer):
+        return rf"e^{{{printer._print(self.args[0])}}}"
+
+
+def _sym_sin(a: sympy.Expr) -> sympy.Expr:
+    return sympy.sin(a).evalf() if _is_num(a) else sympy.sin(a)
+
+
+def _sym_cos(a: sympy.Expr) -> sympy.Expr:
+    return sympy.cos(a).evalf() if _is_num(a) else sympy.cos(a)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """One operator in every form the engine needs.
+
+    ``sympy_node`` is the sympy head the compiled printer maps back to ``torch_fn``
+    (``None`` for operators sympy represents natively: Add, Mul).
+    """
+
+    name: str
+    arity: int
+    sympy_fn: Callable[..., sympy.Expr]
+    torch_fn: Callable[..., torch.Tensor]
+    numpy_fn: Callable[..., np.ndarray]
+    sympy_node: type | None = None
+
+
+_TABLE: dict[str, Primitive] = {
+    p.name: p
+    for p in (
+        Primitive("add", 2, operator.add, torch.add, np.add),
+        Primitive("sub", 2, operator.sub, torch.sub, np.subtract),
+        Primitive("mul", 2, operator.mul, torch.mul, np.multiply),
+        Primitive("div", 2, pdiv, torch_pdiv, _np_pdiv, pdiv),
+        Primitive("sqrt", 1, psqrt, torch_psqrt, _np_psqrt, psqrt),
+        Primitive("log", 1, plog, torch_plog, _np_plog, plog),
+        Primitive("exp", 1, pexp, torch_pexp, _np_pexp, pexp),
+        Primitive("sin", 1, _sym_sin, torch.sin, np.sin, sympy.sin),
+        Primitive("cos", 1, _sym_cos, torch.cos, np.cos, sympy.cos),
+    )
+}
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    "ganetic": ("add", "sub", "mul", "div", "sqrt", "log", "exp", "sin", "cos"),
+    "arithmetic": ("add", "sub", "mul", "div"),
+}
+
+
+def get_preset(name: str) -> tuple[Primitive, ...]:
+    """The primitives of a named preset, in table order."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown primitive set {name!r}; allowed: {sorted(PRESETS)}")
+    return tuple(_TABLE[n] for n in PRESETS[name])
+
+
+def names() -> tuple[str, ...]:
+    """Every primitive name in the table."""
+    return tuple(_TABLE)
+
+
+def lookup(name: str) -> Primitive | None:
+    """The primitive called ``name``, or None."""
+    return _TABLE.get(name)

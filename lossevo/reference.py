@@ -1,0 +1,45 @@
+"""NumPy reference evaluation straight from the tree: the oracle for the sympy and torch paths.
+
+It applies each primitive's numpy form in tree order, without sympy's rewriting, so that tests
+compare three independent routes to the same value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossevo.parse import parse
+from lossevo.primitives import lookup
+
+__all__ = ["evaluate_numpy"]
+
+
+def evaluate_numpy(
+    expr: str, y_pred, y_true, *, track_magnitude: bool = False
+) -> np.ndarray | tuple[np.ndarray, float]:
+    """Value of ``expr`` at ``(y_pred, y_true)`` in float64 (broadcast).
+
+    With ``track_magnitude`` also returns the largest finite absolute intermediate value, which
+    bounds the rounding error any reordering of the computation can introduce.
+    """
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.float64)
+    shape = np.broadcast_shapes(y_pred.shape, y_true.shape)
+    leaves = {"y_pred": y_pred, "y_true": y_true}
+    stack: list[np.ndarray] = []
+    magnitude = 0.0
+    with np.errstate(all="ignore"):
+        for node in reversed(parse(expr)):
+            if node.kind == "variable":
+                value = leaves[node.value]
+            elif node.kind == "constant":
+                value = np.float64(node.value)
+            else:
+                prim = lookup(node.value)
+                value = prim.numpy_fn(*[stack.pop() for _ in range(prim.arity)])
+            finite = np.abs(np.asarray(value))[np.isfinite(value)]
+            if finite.size:
+                magnitude = max(magnitude, float(finite.max()))
+            stack.append(value)
+    result = np.broadcast_to(np.asarray(stack[0], dtype=np.float64), shape)
+    return (result, magnitude) if track_magnitude else result

@@ -1,0 +1,119 @@
+import random
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from strategies import expressions
+
+from lossevo.parse import format_nodes, parse
+from lossevo.reference import evaluate_numpy
+from lossevo.symbolic import Y_PRED, Y_TRUE, canonical_key, to_latex, to_sympy
+
+POINTS = [(1e-6, 0.0), (0.03, 1.0), (0.5, 0.0), (0.77, 1.0), (1 - 1e-6, 1.0), (-3.2, 2.5)]
+
+
+def test_protected_functions_fold_numbers_with_their_semantics():
+    assert to_sympy("div(1.0, 0.0)") == pytest.approx(1e7)
+    assert to_sympy("div(1.0, mul(-1.0, 1e-9))") == pytest.approx(-1e7)
+    assert to_sympy("sqrt(-4.0)") == pytest.approx(2.0)
+    assert to_sympy("log(0.0)") == pytest.approx(np.log(1e-7))
+    assert to_sympy("exp(100.0)") == pytest.approx(np.exp(30.0))
+    assert to_sympy("div(0.0, y_pred)") == 0
+
+
+def test_symbols_and_structure():
+    sym = to_sympy("sub(mul(y_true, log(y_pred)), div(y_pred, 2.5))")
+    assert sym.free_symbols == {Y_PRED, Y_TRUE}
+    assert str(sym) == "-0.4*y_pred + y_true*plog(y_pred)"
+
+
+@given(expressions)
+@settings(max_examples=150, deadline=None)
+def test_sympy_value_equals_numpy_reference(expr):
+    sym = to_sympy(expr)
+    for yp, yt in POINTS:
+        ref, magnitude = evaluate_numpy(expr, yp, yt, track_magnitude=True)
+        value = complex(sym.subs({Y_PRED: yp, Y_TRUE: yt}).evalf())
+        assume(np.isfinite(ref) and np.isfinite(value.real) and magnitude < 1e8)
+        assert value.imag == 0
+        assert value.real == pytest.approx(float(ref), rel=1e-7, abs=1e-9 * (1 + magnitude))
+
+
+EQUIVALENT = [
+    ("add(y_pred, y_true)", "add(y_true, y_pred)"),
+    ("mul(y_pred, log(y_true))", "mul(log(y_true), y_pred)"),
+    ("add(add(y_pred, y_true), 1.0)", "add(y_pred, add(1.0, y_true))"),
+    ("mul(mul(y_pred, 2.0), y_true)", "mul(y_pred, mul(y_true, 2.0))"),
+    ("add(y_pred, sub(y_true, y_true))", "y_pred"),
+    ("mul(y_pred, 1.0)", "y_pred"),
+    ("add(y_pred, 0.0)", "y_pred"),
+    ("add(1.5, 2.5)", "4.0"),
+    ("add(0.1, 0.2)", "0.3"),
+    ("mul(y_pred, add(y_true, 1.0))", "add(mul(y_pred, y_true), y_pred)"),
+    ("add(y_pred, y_pred)", "mul(2.0, y_pred)"),
+    ("div(y_pred, 2.0)", "mul(0.5, y_pred)"),
+    ("sub(log(y_pred), log(y_pred))", "0.0"),
+    ("exp(add(y_pred, 0.0))", "exp(y_pred)"),
+    ("sqrt(4.0)", "2"),
+]
+DIFFERENT = [
+    ("sub(y_pred, y_true)", "sub(y_true, y_pred)"),
+    ("add(y_pred, y_true)", "mul(y_pred, y_true)"),
+    ("log(y_pred)", "log(y_true)"),
+    ("sqrt(y_pred)", "y_pred"),
+    ("exp(y_pred)", "exp(mul(2.0, y_pred))"),
+    ("div(y_pred, y_true)", "div(y_true, y_pred)"),
+    ("sin(y_pred)", "cos(y_pred)"),
+    ("mul(y_pred, 2.0)", "mul(y_pred, 2.001)"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), EQUIVALENT)
+def test_canonical_key_equal_for_equivalent(a, b):
+    assert canonical_key(a) == canonical_key(b)
+
+
+@pytest.mark.parametrize(("a", "b"), DIFFERENT)
+def test_canonical_key_differs_for_different(a, b):
+    assert canonical_key(a) != canonical_key(b)
+
+
+def _commute(expr: str, rng: random.Random) -> str:
+    """Swap the children of random add/mul nodes: the same function, a different tree."""
+    nodes = parse(expr)
+
+    def build(i):
+        node = nodes[i]
+        if node.arity == 0:
+            return [node], i + 1
+        children, j = [], i + 1
+        for _ in range(node.arity):
+            sub, j = build(j)
+            children.append(sub)
+        if node.value in ("add", "mul") and rng.random() < 0.5:
+            children.reverse()
+        return [node] + [n for c in children for n in c], j
+
+    return format_nodes(build(0)[0])
+
+
+@given(expressions, st.integers(0, 2**32 - 1))
+@settings(max_examples=100, deadline=None)
+def test_canonical_key_invariant_under_commutation(expr, seed):
+    assert canonical_key(_commute(expr, random.Random(seed))) == canonical_key(expr)
+
+
+def test_latex_is_readable():
+    assert to_latex("div(sqrt(y_pred), log(y_true))") == (
+        r"\frac{\sqrt{\left|y_{pred}\right|}}"
+        r"{\log{\left(\left|y_{true}\right| + \epsilon\right)}}"
+    )
+    assert "e^{" in to_latex("exp(y_pred)")
+
+
+def test_invalid_text_raises_value_error():
+    with pytest.raises(ValueError, match="unknown primitive 'tan'"):
+        to_sympy("tan(y_pred)")
+    with pytest.raises(ValueError):
+        canonical_key("add(y_pred")
