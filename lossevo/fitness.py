@@ -1,0 +1,273 @@
+"""evaluate / evaluate_many: probes → batched training under noise → environments → statistics.
+
+One instance k of an evaluation with seed s owns the seed sequence (s, k): its noise draw,
+initial weights and data order come from it and from nothing else, so every candidate sees the
+same instances (common random numbers: differences between candidates are not luck), a
+candidate's metrics do not depend on what it was batched with, and racing can add instances
+later. Rejected candidates (failed probes, invalid text, an exception, nan/inf) get the worst
+fitness and a reason; they never disturb the other candidates of their batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lossevo.data import Dataset, load_dataset
+from lossevo.environments import adversarial_inputs, shifted_test_set
+from lossevo.models import Params, build_module, init_params, stacked_forward
+from lossevo.noise import corrupt_inputs, corrupt_labels, corrupt_targets
+from lossevo.racing import Racing, race
+from lossevo.statistics import fitness_vector, summarize, with_worst_env, worst_fitness
+from lossevo.tasks import EnvKind, Task
+from lossevo.training import Group, train_models
+
+__all__ = ["MAX_MODELS", "Evaluation", "evaluate", "evaluate_many", "resolve_device"]
+
+MAX_MODELS = 512  # models trained together in one batch (candidates × instances)
+_EVAL_CHUNK = 64  # models attacked/scored at once (bounds memory of adversarial inputs)
+
+PerInstance = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Result for one candidate. `metrics` names: see lossevo.statistics. `seconds` is the
+    candidate's share of the wall time of the batches it was trained in; `trainings` counts
+    the model trainings spent on it (instances, fewer when raced out or rejected early)."""
+
+    loss: str
+    metrics: dict[str, float]
+    fitness: tuple[float, ...]
+    per_instance: dict[str, dict[str, list[float]]]
+    seconds: float
+    trainings: int
+    rejected: str | None = None
+    raced_out: bool = False
+    instances: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class _Candidate:
+    text: str
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+    rejected: str | None = None
+    per_instance: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _prepare(loss: Any, kind: str) -> _Candidate:
+    from lossevo.loss import SymbolicLoss
+    from lossevo.probes import check_expression
+
+    if isinstance(loss, SymbolicLoss):
+        if loss.kind != kind:
+            return _Candidate(loss.expression, None, f"loss kind {loss.kind!r} != task {kind!r}")
+        text = loss.expression
+    elif isinstance(loss, str):
+        text = loss
+    elif callable(loss):  # a per-sample callable (outputs, targets) -> (n,), e.g. a baseline
+        return _Candidate(repr(loss), loss)
+    else:
+        return _Candidate(repr(loss), None, f"not a loss: {type(loss).__name__}")
+    try:
+        reasons = check_expression(text, kind)
+        if reasons:
+            return _Candidate(text, None, "probe: " + "; ".join(reasons))
+        return _Candidate(text, SymbolicLoss(text, kind=kind, reduction="none"))
+    except Exception as exc:  # invalid text (ValueError) or a probe that crashed
+        return _Candidate(text, None, f"invalid: {type(exc).__name__}: {exc}")
+
+
+def _instance_seeds(seed: int, k: int) -> tuple[int, int, int]:
+    noise, init, order = np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(3)
+    return int(noise), int(init), int(order)
+
+
+@functools.lru_cache(maxsize=64)
+def _instance_data(task: Task, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training (x, y) of instance k: its own label/target and input corruption."""
+    data = load_dataset(task)
+    rng = np.random.default_rng(_instance_seeds(seed, k)[0])
+    if task.kind == "regression":
+        y = corrupt_targets(data.y_train, task.noise, rng)
+    else:
+        y = corrupt_labels(data.x_train, data.y_train, data.n_classes, task.noise, rng)
+    x = corrupt_inputs(data.x_train, task.noise.input_sigma, rng)
+    return x, y
+
+
+@functools.lru_cache(maxsize=16)
+def _environment_sets(task: Task, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    data = load_dataset(task)
+    return tuple(
+        shifted_test_set(env, data, np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(10**6, i))))
+        for i, env in enumerate(task.environments)
+    )
+
+
+def _target_scale(data: Dataset) -> tuple[float, float]:
+    """Regression targets are trained standardized by the clean signal's mean and std."""
+    return float(data.y_train.mean()), float(data.y_train.std())
+
+
+def _score(
+    task: Task, module: torch.nn.Module, params: Params, seed: int, device: torch.device
+) -> PerInstance:
+    """{metric: {env: values (M,)}} of the trained stacked models."""
+    data = load_dataset(task)
+    n_models = next(iter(params.values())).shape[0]
+    out: PerInstance = {m: {} for m in (("r2", "mse") if task.kind == "regression"
+                                        else ("accuracy",))}
+    loc, scale = _target_scale(data)
+    for env, (x_np, y_np) in zip(task.environments, _environment_sets(task, seed), strict=True):
+        x = torch.as_tensor(x_np, device=device)
+        y = torch.as_tensor(y_np, device=device)
+        chunks = []
+        for lo in range(0, n_models, _EVAL_CHUNK):
+            part = {k: v[lo:lo + _EVAL_CHUNK] for k, v in params.items()}
+            if env.kind in (EnvKind.FGSM, EnvKind.PGD):
+                adv = adversarial_inputs(module, part, x, y, env, data.clip)
+                with torch.no_grad():
+                    chunks.append(stacked_forward(module, part, adv, shared=False))
+            else:
+                with torch.no_grad():
+                    chunks.append(stacked_forward(module, part, x, shared=True))
+        outputs = torch.cat(chunks)
+        if task.kind == "regression":
+            pred = outputs.squeeze(-1).double() * scale + loc
+            mse = ((pred - y.double()) ** 2).mean(1)
+            out["mse"][env.name] = mse.cpu().numpy()
+            out["r2"][env.name] = (1.0 - mse / y.double().var(unbiased=False)).cpu().numpy()
+        else:
+            acc = (outputs.argmax(-1) == y).double().mean(1)
+            out["accuracy"][env.name] = acc.cpu().numpy()
+    return out
+
+
+def _train_batch(
+    task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int], seed: int,
+    device: torch.device,
+) -> None:
+    """Train every (candidate, instance) pair together; store per-instance scores."""
+    data = load_dataset(task)
+    kind = task.kind
+    n_out = 1 if kind == "regression" else data.n_classes
+    module = build_module(task.model, data.n_features, n_out)
+    seeds = [_instance_seeds(seed, k) for k in instance_ids]
+    k_count = len(instance_ids)
+    inst = [_instance_data(task, seed, k) for k in instance_ids]
+    shared_x = task.noise.input_sigma == 0
+    x_np = data.x_train if shared_x else np.stack([xi for xi, _ in inst])
+    y_np = np.stack([yi for _, yi in inst])
+    if kind == "regression":
+        loc, scale = _target_scale(data)
+        y_np = ((y_np - loc) / scale).astype(np.float32)
+    rows = np.tile(np.arange(k_count), len(cands))  # model m = candidate m // K, instance m % K
+    x = torch.as_tensor(x_np if shared_x else x_np[rows], device=device)
+    y = torch.as_tensor(y_np[rows], device=device)
+    params = init_params(module, [seeds[r][1] for r in rows], device)
+    groups = [Group(c.fn, i * k_count, (i + 1) * k_count) for i, c in enumerate(cands)]
+    started = time.perf_counter()
+    result = train_models(module, params, x, y, groups, task.budget,
+                          [seeds[r][2] for r in rows], shared_x)
+    alive = [i for i, f in enumerate(result.failures) if f is None]
+    scores: PerInstance = {}
+    if alive:
+        keep = torch.as_tensor([i * k_count + j for i in alive for j in range(k_count)],
+                               device=device)
+        scores = _score(task, module, {k: v[keep] for k, v in result.params.items()},
+                        seed, device)
+    share = (time.perf_counter() - started) / len(cands)
+    for i, c in enumerate(cands):
+        c.seconds += share
+        if result.failures[i] is not None:
+            c.rejected = result.failures[i]
+            continue
+        pos = alive.index(i)
+        for j, k in enumerate(instance_ids):
+            c.per_instance[k] = {
+                metric: {env: float(v[pos * k_count + j]) for env, v in envs.items()}
+                for metric, envs in scores.items()
+            }
+
+
+def _run_round(task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int],
+               seed: int, device: torch.device) -> None:
+    todo = [c for c in cands if c.rejected is None]
+    per_batch = max(1, MAX_MODELS // max(1, len(instance_ids)))
+    for lo in range(0, len(todo), per_batch):
+        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device)
+
+
+def _per_instance_arrays(c: _Candidate) -> PerInstance:
+    ks = sorted(c.per_instance)
+    first = c.per_instance[ks[0]]
+    return {m: {env: np.array([c.per_instance[k][m][env] for k in ks]) for env in envs}
+            for m, envs in first.items()}
+
+
+def _finish(task: Task, c: _Candidate, trainings: int, raced_out: bool) -> Evaluation:
+    spec = task.fitness_spec
+    if c.rejected is not None or not c.per_instance:
+        return Evaluation(c.text, {}, worst_fitness(spec), {}, c.seconds, trainings,
+                          c.rejected or "not trained", raced_out, len(c.per_instance))
+    per = with_worst_env(_per_instance_arrays(c))
+    metrics = summarize(per)
+    listed = {m: {e: v.tolist() for e, v in envs.items()} for m, envs in per.items()}
+    return Evaluation(c.text, metrics, fitness_vector(metrics, spec), listed, c.seconds,
+                      trainings, None, raced_out, len(c.per_instance))
+
+
+def evaluate_many(
+    losses: Sequence[Any], task: Task, *, instances: int = 8, seed: int = 0,
+    racing: Racing | None = None, device: str | torch.device | None = None,
+) -> list[Evaluation]:
+    """Evaluate a population; all its candidates × instances train in shared batches.
+
+    `losses`: expression strings, SymbolicLoss modules, or per-sample callables
+    (outputs, targets) -> (n,). With `racing`, weak candidates stop early (see lossevo.racing);
+    their Evaluation has `raced_out=True` and statistics over the instances they had.
+    """
+    if instances < 1:
+        raise ValueError(f"instances = {instances!r}; allowed: an integer >= 1")
+    dev = resolve_device(device)
+    cands = [_prepare(loss, task.kind) for loss in losses]
+    valid = [i for i, c in enumerate(cands) if c.rejected is None]
+    if racing is None:
+        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev)
+        return [_finish(task, c, instances if i in valid else 0, False)
+                for i, c in enumerate(cands)]
+
+    def run_round(idx: list[int], instance_ids: list[int]) -> list[int]:
+        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev)
+        return [i for i in idx if cands[i].rejected is None]
+
+    def score(i: int) -> float:
+        return _finish(task, cands[i], 0, False).fitness[0]
+
+    outcome = race(valid, instances, racing, run_round, score)
+    return [_finish(task, c, outcome.trainings.get(i, 0), i in outcome.raced_out)
+            for i, c in enumerate(cands)]
+
+
+def evaluate(
+    loss: Any, task: Task, *, instances: int = 8, seed: int = 0,
+    device: str | torch.device | None = None,
+) -> Evaluation:
+    """Evaluate one candidate on `instances` instances (see evaluate_many)."""
+    return evaluate_many([loss], task, instances=instances, seed=seed, device=device)[0]

@@ -1,0 +1,159 @@
+"""Batched multi-instance training: M models (candidates × instances) in one vmap'd step.
+
+Every model has its own parameters, its own training labels and its own data order, and each
+candidate's loss is applied only to its slice of the stacked outputs. The step sums the
+per-model mean losses, so each model receives exactly its own gradient; Adam is applied
+in place on the stacked tensors with the same arithmetic as `torch.optim.Adam` (elementwise,
+so stacking does not change it). A candidate whose loss raises or goes non-finite is dropped
+from the sum; its neighbours in the batch are untouched because no gradient crosses models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lossevo.models import Params, stacked_forward
+from lossevo.tasks import Budget
+
+__all__ = ["Adam", "Group", "TrainResult", "data_orders", "train_models"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One candidate's slice [start, stop) of the stacked models and its per-sample loss
+    (outputs (n, C), targets (n,)) -> (n,)."""
+
+    loss: LossFn
+    start: int
+    stop: int
+
+
+@dataclass
+class TrainResult:
+    params: Params
+    failures: list[str | None]  # per group: None, or why it was rejected
+
+
+class Adam:
+    """`torch.optim.Adam` (no amsgrad) on stacked tensors, in place, with no per-step
+    allocation of parameter-sized buffers (fresh large tensors cost page faults on CPU)."""
+
+    def __init__(
+        self, params: Sequence[torch.Tensor], lr: float, weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    ) -> None:
+        self.params = list(params)
+        self.lr, self.wd, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.denom = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        if self.wd:
+            torch._foreach_add_(grads, self.params, alpha=self.wd)
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        for v, d in zip(self.v, self.denom, strict=True):
+            torch.sqrt(v, out=d)
+        torch._foreach_div_(self.denom, math.sqrt(1 - b2**self.t))
+        torch._foreach_add_(self.denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.m, self.denom, value=-self.lr / (1 - b1**self.t))
+
+
+def data_orders(seeds: Sequence[int], n: int, epochs: int) -> list[torch.Tensor]:
+    """Per epoch, a (len(seeds), n) tensor of permutations, one generator per seed (CPU),
+    so a model's data order depends only on its own seed."""
+    gens = {s: torch.Generator().manual_seed(int(s)) for s in dict.fromkeys(seeds)}
+    orders = []
+    for _ in range(epochs):
+        perms = {s: torch.randperm(n, generator=g) for s, g in gens.items()}
+        orders.append(torch.stack([perms[s] for s in seeds]))
+    return orders
+
+
+def _group_losses(
+    groups: Sequence[Group], alive: list[bool], failures: list[str | None],
+    out: torch.Tensor, yb: torch.Tensor,
+) -> list[torch.Tensor]:
+    losses = []
+    for g, grp in enumerate(groups):
+        if not alive[g]:
+            continue
+        k = grp.stop - grp.start
+        try:
+            per_sample = grp.loss(
+                out[grp.start:grp.stop].reshape(-1, out.shape[-1]),
+                yb[grp.start:grp.stop].reshape(-1),
+            )
+            losses.append(per_sample.reshape(k, -1).mean(1))
+        except Exception as exc:  # a candidate's bug must not stop the batch
+            alive[g] = False
+            failures[g] = f"loss raised {type(exc).__name__}: {exc}"
+    return losses
+
+
+def train_models(
+    module: torch.nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    groups: Sequence[Group],
+    budget: Budget,
+    order_seeds: Sequence[int],
+    shared_x: bool,
+) -> TrainResult:
+    """Train all stacked models for `budget.epochs` epochs (last batch partial, like a
+    DataLoader without drop_last). x: (N, D) if `shared_x` else (M, N, D); y: (M, N)."""
+    device = y.device
+    n_models, n = y.shape
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    opt = Adam(list(leaves.values()), budget.lr, budget.weight_decay)
+    failures: list[str | None] = [None] * len(groups)
+    alive = [True] * len(groups)
+    rows = torch.arange(n_models, device=device).unsqueeze(1)
+    bs = budget.batch_size
+    live_key: tuple[bool, ...] = ()
+    live = rows[:0, 0]
+    for epoch, order in enumerate(data_orders(order_seeds, n, budget.epochs)):
+        order = order.to(device)
+        finite = torch.ones(n_models, dtype=torch.bool, device=device)
+        for start in range(0, n, bs):
+            idx = order[:, start:start + bs]
+            xb = x[idx] if shared_x else x[rows, idx]
+            out = stacked_forward(module, leaves, xb, shared=False)
+            losses = _group_losses(groups, alive, failures, out, torch.gather(y, 1, idx))
+            if not losses:
+                break
+            per_model = torch.cat(losses)
+            if live_key != tuple(alive):
+                live_key = tuple(alive)
+                live = torch.tensor(
+                    [m for gr, a in zip(groups, alive, strict=True) if a
+                     for m in range(gr.start, gr.stop)], device=device)
+            finite[live] &= torch.isfinite(per_model.detach())
+            grads = torch.autograd.grad(per_model.sum(), list(leaves.values()))
+            opt.step(list(grads))
+        ok = finite.cpu()
+        for g, grp in enumerate(groups):
+            if alive[g] and not bool(ok[grp.start:grp.stop].all()):
+                alive[g] = False
+                failures[g] = f"non-finite training loss (nan/inf) in epoch {epoch + 1}"
+        if not any(alive):
+            break
+    final = {k: v.detach() for k, v in leaves.items()}
+    for g, grp in enumerate(groups):
+        if alive[g] and not all(bool(torch.isfinite(v[grp.start:grp.stop]).all())
+                                for v in final.values()):
+            failures[g] = "non-finite parameters after training"
+    return TrainResult(final, failures)
