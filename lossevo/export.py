@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
+import numbers
 import os
 import tempfile
 import textwrap
@@ -40,9 +41,10 @@ _RESERVED = frozenset(
 def _scalar(value: object, where: str) -> str:
     if value is None or isinstance(value, (bool, str)):
         return repr(value)
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):  # also numpy integers
         return repr(int(value))
-    if isinstance(value, float):
+    if isinstance(value, numbers.Real):  # also numpy floats
+        value = float(value)
         # repr(nan) is not Python; float("nan") is, and reads back equal in kind.
         return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     raise ValueError(

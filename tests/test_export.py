@@ -11,6 +11,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,10 +137,13 @@ def test_constants_none_and_non_finite(tmp_path):
     path = export_loss("y_pred", tmp_path / "a.py", kind="regression")
     module = _load(path, "_exported_none")
     assert module.FITNESS is None and module.METRICS is None
-    metrics = {"per_env": [0.5, float("inf")], "name": "x" * 300, "nested": {"k": (1,)}}
-    path = export_loss("y_pred", tmp_path / "b.py", fitness=(float("nan"), 1), metrics=metrics)
+    metrics = {"per_env": [0.5, float("inf")], "name": "x" * 300, "nested": {"k": (1,)},
+               "numpy": [np.float32(0.25), np.int64(3)], "ok": True}
+    fitness = (float("nan"), 1, np.float64(-0.5))
+    path = export_loss("y_pred", tmp_path / "b.py", fitness=fitness, metrics=metrics)
     module = _load(path, "_exported_nan")
-    assert math.isnan(module.FITNESS[0]) and module.FITNESS[1] == 1
+    assert math.isnan(module.FITNESS[0]) and module.FITNESS[1:] == (1, -0.5)
+    assert module.METRICS["ok"] is True
     assert metrics == module.METRICS
 
 
