@@ -1,0 +1,227 @@
+"""A campaign: config → evaluated generations → run directory, resumable exactly.
+
+One generation: make offspring (seeded ``random.Random``), look each one up in the fitness
+cache by canonical key, evaluate the misses in chunks on the backend (each chunk trains its
+candidates × instances together), select, update the hall of fame and Pareto front, record
+every candidate in SQLite, then checkpoint. Evaluation depends only on (expression, task,
+instances, seed), never on the backend or the chunk a candidate landed in, so a resumed run
+or another backend retraces the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lossevo.backends import make_backend
+from lossevo.config import CampaignConfig, apply_overrides, config_from_mapping, load_config
+from lossevo.evolution import hall_of_fame, initial_expressions, offspring, pareto_front, select
+from lossevo.fitness import evaluate_many
+from lossevo.parse import parse
+from lossevo.store import RunStore
+from lossevo.symbolic import canonical_key
+
+__all__ = ["Campaign", "evaluate_chunk", "load_run_config", "resume", "run"]
+
+Record = dict[str, Any]
+
+
+def evaluate_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Worker entry point: evaluate expressions together; plain data in, plain data out."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(payload["threads"])  # the same arithmetic on every backend
+    try:
+        evals = evaluate_many(payload["expressions"], payload["task"],
+                              instances=payload["instances"], seed=payload["seed"],
+                              racing=payload["racing"], device=payload["device"])
+    finally:
+        torch.set_num_threads(threads)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return [{"fitness": list(e.fitness), "metrics": e.metrics, "rejected": e.rejected,
+             "seconds": e.seconds, "trainings": e.trainings, "worker": worker} for e in evals]
+
+
+class Campaign:
+    """Runs generations on a run directory; use :func:`run` and :func:`resume`."""
+
+    def __init__(self, cfg: CampaignConfig, store: RunStore, *, log: Callable[[str], None],
+                 device: str | None = None):
+        self.cfg, self.store, self.log = cfg, store, log
+        self.device = device
+        self.state: dict[str, Any] = {}
+
+    # --- evaluation -------------------------------------------------------------------------
+    def _evaluate(self, children: list[Record], backend) -> dict[str, int]:
+        """Fill in fitness/metrics for each child from the cache or by evaluation."""
+        cache = self.state["cache"]
+        misses: dict[str, str] = {}
+        for child in children:
+            child["canonical_key"] = canonical_key(child["expression"])
+            child["size"] = len(parse(child["expression"]))
+            if child["canonical_key"] not in cache:
+                misses.setdefault(child["canonical_key"], child["expression"])
+        keys = list(misses)
+        step = self.cfg.backend.chunk
+        payloads = [{
+            "expressions": [misses[k] for k in keys[i:i + step]], "task": self.cfg.task,
+            "instances": self.cfg.instances, "seed": self.cfg.seed, "racing": self.cfg.racing,
+            "device": self.device, "threads": 1,
+        } for i in range(0, len(keys), step)]
+        results = backend.map(evaluate_chunk, payloads, return_exceptions=True) if payloads else []
+        for payload, result, start in zip(payloads, results, range(0, len(keys), step),
+                                          strict=True):
+            for j, _ in enumerate(payload["expressions"]):
+                key = keys[start + j]
+                if isinstance(result, BaseException):  # a worker died: only its chunk is lost
+                    cache[key] = {"fitness": [float("-inf")] * len(self.cfg.task.fitness_spec),
+                                  "metrics": {}, "rejected": f"worker error: {result}",
+                                  "seconds": 0.0, "trainings": 0, "worker": "?"}
+                else:
+                    cache[key] = result[j]
+        hits = 0
+        for child in children:
+            hit = child["canonical_key"] not in misses
+            misses.pop(child["canonical_key"], None)  # later duplicates count as cache hits
+            hits += hit
+            res = cache[child["canonical_key"]]
+            child.update(fitness=list(res["fitness"]), metrics=res["metrics"],
+                         rejected=res["rejected"], seconds=0.0 if hit else res["seconds"],
+                         worker=res["worker"], cached=hit)
+        return {"evaluated": len(children) - hits, "hits": hits,
+                "rejected": sum(1 for c in children if c["rejected"])}
+
+    def _number(self, children: list[Record], generation: int) -> None:
+        for child in children:
+            child["id"] = self.state["next_id"]
+            child["generation"] = generation
+            self.state["next_id"] += 1
+
+    def _commit(self, generation: int, children: list[Record], counts: dict[str, int],
+                seconds: float) -> None:
+        st = self.state
+        st["hall_of_fame"] = hall_of_fame(st["hall_of_fame"], children,
+                                          self.cfg.evolution.hall_of_fame)
+        st["pareto"] = pareto_front(st["pareto"], children)
+        valid = [c["fitness"][0] for c in st["population"] if not c["rejected"]]
+        best = st["hall_of_fame"][0]["fitness"] if st["hall_of_fame"] else None
+        st["history"].append({
+            "generation": generation, **counts, "seconds": seconds,
+            "best": best[0] if best else None,
+            "median": statistics.median(valid) if valid else None,
+        })
+        for key in ("evaluated", "hits", "rejected"):
+            st["counters"][key] += counts[key]
+        st["generation"] = generation
+        self.store.record([{
+            "id": c["id"], "generation": generation, "expression": c["expression"],
+            "canonical_key": c["canonical_key"], "size": c["size"], "parents": c["parents"],
+            "operator": c["operator"], "fitness": c["fitness"], "metrics": c["metrics"],
+            "status": "rejected" if c["rejected"] else ("cached" if c["cached"] else "ok"),
+            "reason": c["rejected"], "seconds": c["seconds"], "worker": c["worker"],
+        } for c in children])
+        st["rng"] = self.rng.getstate()
+        self.store.save_checkpoint(st)
+
+    def _progress(self, generation: int, counts: dict[str, int], seconds: float) -> None:
+        h = self.state["hall_of_fame"]
+        best = "none yet" if not h else f"{tuple(round(v, 4) for v in h[0]['fitness'])}"
+        done = [r["seconds"] for r in self.state["history"]]
+        left = (self.cfg.evolution.generations - generation) * statistics.mean(done)
+        self.log(f"gen {generation:3d}/{self.cfg.evolution.generations}: "
+                 f"{counts['evaluated']} evaluated, {counts['hits']} cache hits, "
+                 f"{counts['rejected']} rejected, best {best}, {seconds:.1f} s, "
+                 f"~{left / 60:.1f} min left")
+
+    # --- the loop ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.rng = random.Random(self.cfg.seed)
+        self.state = {"generation": -1, "population": [], "hall_of_fame": [], "pareto": [],
+                      "cache": {}, "next_id": 0, "history": [],
+                      "counters": {"evaluated": 0, "hits": 0, "rejected": 0}}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.rng = random.Random()
+        self.rng.setstate(state["rng"])
+        self.store.truncate_after(state["generation"])
+
+    def run_generations(self) -> None:
+        cfg = self.cfg
+        with make_backend(cfg.backend.name, workers=cfg.backend.workers or None,
+                          scheduler=cfg.backend.scheduler or None, chunk_size=1) as backend:
+            self.log(f"task {cfg.task.name}: population {cfg.evolution.population}, "
+                     f"offspring {cfg.evolution.offspring}, {cfg.evolution.generations} "
+                     f"generations, {cfg.instances} instances, backend {backend!r}")
+            while self.state["generation"] < cfg.evolution.generations:
+                generation = self.state["generation"] + 1
+                t0 = time.perf_counter()
+                if generation == 0:
+                    children = [{"expression": e, "parents": [], "operator": "init"}
+                                for e in initial_expressions(cfg, self.rng)]
+                else:
+                    children = offspring(cfg, self.state["population"], self.rng)
+                counts = self._evaluate(children, backend)
+                self._number(children, generation)
+                pool = children if generation == 0 else self.state["population"] + children
+                self.state["population"] = select(cfg, pool)
+                seconds = time.perf_counter() - t0
+                self._commit(generation, children, counts, seconds)
+                self._progress(generation, counts, seconds)
+
+
+def _printer(quiet: bool) -> Callable[[str], None]:
+    return (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def _overrides_path(store: RunStore) -> Path:
+    return store.root / "overrides.json"
+
+
+def run(config_path: str | Path, out: str | Path, *, quiet: bool = False,
+        device: str | None = None, **overrides: Any) -> RunStore:
+    """Start a campaign from a TOML file into a new run directory (see :mod:`lossevo.store`).
+
+    ``overrides``: ``name``/``workers``/``scheduler`` of the backend and ``seed``; they are
+    stored beside the config so that ``resume`` rebuilds exactly the configuration that ran.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    cfg = load_config(config_path, **overrides)
+    store = RunStore(out)
+    store.create(Path(config_path).read_text())
+    _overrides_path(store).write_text(json.dumps({**overrides, "device": device}))
+    campaign = Campaign(cfg, store, log=_printer(quiet), device=device)
+    campaign.start()
+    campaign.run_generations()
+    return store
+
+
+def load_run_config(store: RunStore) -> tuple[CampaignConfig, dict[str, Any]]:
+    """The configuration a run directory was started with (file plus CLI overrides)."""
+    text = store.config_text()
+    path = _overrides_path(store)
+    overrides = json.loads(path.read_text()) if path.is_file() else {}
+    device = overrides.pop("device", None)
+    cfg = config_from_mapping(apply_overrides(tomllib.loads(text), overrides))
+    return cfg, {"device": device}
+
+
+def resume(out: str | Path, *, quiet: bool = False, use_previous: bool = False) -> RunStore:
+    """Continue a run from its last complete generation (or the one before, if asked)."""
+    store = RunStore(out)
+    cfg, extra = load_run_config(store)
+    state = store.load_checkpoint(previous=use_previous)
+    campaign = Campaign(cfg, store, log=_printer(quiet), device=extra["device"])
+    campaign.restore(state)
+    campaign.run_generations()
+    return store

@@ -1,0 +1,120 @@
+"""The generation loop's pure parts: initial population, offspring, selection, elites.
+
+Individuals travel as plain records (``{"id", "expression", "fitness", "size", ...}``) so that
+the whole state pickles into a checkpoint and nothing depends on DEAP class identity; DEAP trees
+are rebuilt from text where an operator needs one. Selection is NSGA-II on the fitness vector
+plus expression size (minimized), as DEAP's ``selNSGA2`` computes it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from deap import tools
+
+from lossevo.config import CampaignConfig
+from lossevo.grammar import Individual, build_pset, from_text
+from lossevo.variation import crossover, generate, mutate, within_limits
+
+__all__ = ["FLOOR", "hall_of_fame", "initial_expressions", "offspring", "pareto_front", "select"]
+
+# Rejected candidates score -inf; selection needs finite values, so they sit on this floor,
+# dominated by every candidate that trained.
+FLOOR = -1e9
+
+Record = dict[str, Any]
+
+
+def _finite(values) -> tuple[float, ...]:
+    return tuple(v if v > FLOOR else FLOOR for v in values)
+
+
+def initial_expressions(cfg: CampaignConfig, rng: random.Random) -> list[str]:
+    """Seed expressions first, then ramped half-and-half trees within the limits."""
+    pset = build_pset(cfg.evolution.primitive_set)
+    out = [str(from_text(e, pset)) for e in cfg.evolution.seed_expressions]
+    lim = cfg.limits
+    i = 0
+    while len(out) < cfg.evolution.population:
+        method = "full" if i % 2 == 0 else "grow"
+        tree = Individual(generate(pset, rng, lim.init_min_height, lim.init_max_height,
+                                   method=method, consts=cfg.constants,
+                                   p_const=cfg.evolution.constant_probability))
+        i += 1
+        if within_limits(tree, lim):
+            out.append(str(tree))
+    return out[: cfg.evolution.population]
+
+
+def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random) -> list[Record]:
+    """λ children by crossover, mutation or reproduction (DEAP's varOr), as records with
+    ``expression``, ``parents`` and ``operator``; over-limit children are replaced by a parent."""
+    evo, lim = cfg.evolution, cfg.limits
+    pset = build_pset(evo.primitive_set)
+    ops = list(evo.mutation_weights)
+    weights = [evo.mutation_weights[o] for o in ops]
+    children: list[Record] = []
+    while len(children) < evo.offspring:
+        roll = rng.random()
+        if roll < evo.crossover_rate:
+            a, b = rng.sample(population, 2)
+            child, _ = crossover(from_text(a["expression"], pset), from_text(b["expression"], pset),
+                                 rng)
+            parents, op, fallback = [a["id"], b["id"]], "crossover", a
+        elif roll < evo.crossover_rate + evo.mutation_rate:
+            a = rng.choice(population)
+            op = rng.choices(ops, weights)[0]
+            child = mutate(from_text(a["expression"], pset), op, pset, rng, cfg.constants, lim)
+            parents, fallback = [a["id"]], a
+        else:
+            a = rng.choice(population)
+            child, parents, op, fallback = from_text(a["expression"], pset), [a["id"]], \
+                "reproduction", a
+        text = str(child) if within_limits(child, lim) else fallback["expression"]
+        children.append({"expression": text, "parents": parents, "operator": op})
+    return children
+
+
+def select(cfg: CampaignConfig, pool: list[Record]) -> list[Record]:
+    """μ survivors of parents + offspring by NSGA-II over (fitness..., size)."""
+    n_fit = len(pool[0]["fitness"])
+    weights = (1.0,) * n_fit + (-1.0,)
+    inds = []
+    for rec in pool:
+        ind = Individual([], weights=weights)
+        # a rejected tree must not survive as "smallest": it gets the worst size too
+        size = -FLOOR if rec.get("rejected") else float(rec["size"])
+        ind.fitness.values = (*_finite(rec["fitness"]), size)
+        ind.record = rec
+        inds.append(ind)
+    chosen = tools.selNSGA2(inds, cfg.evolution.population)
+    return [ind.record for ind in chosen]
+
+
+def _rank_key(rec: Record):
+    return (tuple(-v for v in _finite(rec["fitness"])), rec["size"], rec["expression"])
+
+
+def hall_of_fame(current: list[Record], new: list[Record], size: int) -> list[Record]:
+    """The best distinct functions (by canonical key) ever seen, fitness first, then size."""
+    best: dict[str, Record] = {}
+    for rec in [*current, *new]:
+        if rec.get("rejected"):
+            continue
+        old = best.get(rec["canonical_key"])
+        if old is None or _rank_key(rec) < _rank_key(old):
+            best[rec["canonical_key"]] = rec
+    return sorted(best.values(), key=_rank_key)[:size]
+
+
+def pareto_front(current: list[Record], new: list[Record]) -> list[Record]:
+    """Candidates not dominated in (first fitness component ↑, size ↓)."""
+    pool = {r["canonical_key"]: r for r in [*current, *new] if not r.get("rejected")}
+    ranked = sorted(pool.values(), key=lambda r: (r["size"], -r["fitness"][0], r["expression"]))
+    front, best = [], float("-inf")
+    for rec in ranked:
+        if rec["fitness"][0] > best:
+            front.append(rec)
+            best = rec["fitness"][0]
+    return front

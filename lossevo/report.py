@@ -1,0 +1,132 @@
+"""Reports on a run directory: status summary, report.md with PNG plots, top-N table.
+
+Everything here reads the run directory only (checkpoint and SQLite), so it works on a
+finished run, a running one (last complete generation) and a crashed one alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from lossevo.store import RunStore
+from lossevo.symbolic import to_latex, to_sympy
+
+__all__ = ["status", "write_report"]
+
+
+def status(run_dir: str | Path) -> dict[str, Any]:
+    """Generation, counters and hall of fame of the last complete generation, as plain data."""
+    store = RunStore(run_dir)
+    state = store.load_checkpoint()
+    return {
+        "run": str(store.root),
+        "generation": state["generation"],
+        "evaluations": state["counters"]["evaluated"],
+        "cache_hits": state["counters"]["hits"],
+        "rejections": state["counters"]["rejected"],
+        "hall_of_fame": [
+            {"expression": r["expression"], "fitness": list(r["fitness"]), "size": r["size"],
+             "metrics": r["metrics"], "sympy": str(to_sympy(r["expression"]))}
+            for r in state["hall_of_fame"]
+        ],
+    }
+
+
+def format_status(info: dict[str, Any]) -> str:
+    lines = [f"run {info['run']}: generation {info['generation']}, "
+             f"{info['evaluations']} evaluations, {info['cache_hits']} cache hits, "
+             f"{info['rejections']} rejections", "hall of fame:"]
+    for i, r in enumerate(info["hall_of_fame"], 1):
+        fit = ", ".join(f"{v:.4f}" for v in r["fitness"])
+        lines.append(f"  {i:2d}. ({fit}) size {r['size']:2d}  {r['expression']}")
+    return "\n".join(lines)
+
+
+def _plots(store: RunStore, state: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = store.root / "plots"
+    out.mkdir(exist_ok=True)
+    names = []
+    hist = state["history"]
+    gens = [h["generation"] for h in hist]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(gens, [h["best"] for h in hist], marker="o", label="best (hall of fame)")
+    ax.plot(gens, [h["median"] for h in hist], marker=".", label="median (population)")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness[0]")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "fitness.png", dpi=110)
+    names.append("fitness.png")
+    plt.close(fig)
+
+    valid = [r for r in rows if r["status"] != "rejected"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.scatter([r["size"] for r in valid], [r["fitness"][0] for r in valid], s=10, alpha=0.4,
+               label="candidates")
+    front = state["pareto"]
+    ax.step([r["size"] for r in front], [r["fitness"][0] for r in front], where="post",
+            color="C3", marker="o", label="Pareto front")
+    ax.set_xlabel("expression size (nodes)")
+    ax.set_ylabel("fitness[0]")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=110)
+    names.append("pareto.png")
+    plt.close(fig)
+
+    reasons = Counter(_reason_class(r["reason"]) for r in rows if r["status"] == "rejected")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if reasons:
+        labels, counts = zip(*reasons.most_common(), strict=True)
+        ax.barh(labels, counts)
+    ax.set_xlabel("rejected candidates")
+    fig.tight_layout()
+    fig.savefig(out / "rejections.png", dpi=110)
+    names.append("rejections.png")
+    plt.close(fig)
+    return names
+
+
+def _reason_class(reason: str | None) -> str:
+    """Group rejection reasons without their numbers (e.g. the rejection test's errors)."""
+    text = (reason or "unknown").split("(")[0].strip()
+    return text[:60]
+
+
+def write_report(run_dir: str | Path, top: int = 10) -> Path:
+    """Write report.md and plots/*.png into the run directory; returns the report path."""
+    store = RunStore(run_dir)
+    state = store.load_checkpoint()
+    rows = store.candidates()
+    plots = _plots(store, state, rows)
+    info = status(run_dir)
+    lines = [
+        f"# lossevo run report: {store.root.name}", "",
+        f"Generations completed: {info['generation']}. Candidates evaluated: "
+        f"{info['evaluations']} (plus {info['cache_hits']} cache hits); rejected: "
+        f"{info['rejections']}.", "",
+        "## Top candidates", "",
+        "| rank | fitness | size | expression | sympy | LaTeX |", "|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(state["hall_of_fame"][:top], 1):
+        fit = ", ".join(f"{v:.4f}" for v in r["fitness"])
+        lines.append(f"| {i} | {fit} | {r['size']} | `{r['expression']}` | "
+                     f"`{to_sympy(r['expression'])}` | ${to_latex(r['expression'])}$ |")
+    lines += ["", "## Plots", ""]
+    lines += [f"![{name}](plots/{name})" for name in plots]
+    lines += ["", "## Generations", "", "| generation | evaluated | cache hits | rejected | "
+              "best | median | seconds |", "|---|---|---|---|---|---|---|"]
+    for h in state["history"]:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        lines.append(f"| {h['generation']} | {h['evaluated']} | {h['hits']} | {h['rejected']} | "
+                     f"{fmt(h['best'])} | {fmt(h['median'])} | {h['seconds']:.1f} |")
+    path = store.root / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
