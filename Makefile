@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo tour test test-all lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: the quick-start campaign, its report and the best loss exported as Python.
+RUN ?= runs/quickstart-$(shell date +%Y%m%d-%H%M%S)
 demo: $(STAMP)
+	$(BIN)/lossevo run experiments/quickstart.toml --out $(RUN)
+	$(BIN)/lossevo report $(RUN)
+	$(BIN)/lossevo export $(RUN) --rank 1 --output $(RUN)/best_loss.py
+	$(BIN)/lossevo status $(RUN)
+
+tour: $(STAMP)
 	$(BIN)/python -m lossevo.demo
 
 test: $(STAMP)

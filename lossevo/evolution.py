@@ -9,12 +9,14 @@ plus expression size (minimized), as DEAP's ``selNSGA2`` computes it.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 from typing import Any
 
 from deap import tools
 
 from lossevo.config import CampaignConfig
 from lossevo.grammar import Individual, build_pset, from_text
+from lossevo.probes import check_expression
 from lossevo.variation import crossover, generate, mutate, within_limits
 
 __all__ = ["FLOOR", "hall_of_fame", "initial_expressions", "offspring", "pareto_front", "select"]
@@ -22,6 +24,10 @@ __all__ = ["FLOOR", "hall_of_fame", "initial_expressions", "offspring", "pareto_
 # Rejected candidates score -inf; selection needs finite values, so they sit on this floor,
 # dominated by every candidate that trained.
 FLOOR = -1e9
+# Random trees fail the cheap probes often (most of a random generation 0 here); a child that
+# fails is redrawn up to this many times, so training slots go to candidates that can learn.
+# The last draw is kept even if it fails: it is then recorded and rejected as usual.
+REDRAWS = 20
 
 Record = dict[str, Any]
 
@@ -38,42 +44,61 @@ def initial_expressions(cfg: CampaignConfig, rng: random.Random) -> list[str]:
     i = 0
     while len(out) < cfg.evolution.population:
         method = "full" if i % 2 == 0 else "grow"
-        tree = Individual(generate(pset, rng, lim.init_min_height, lim.init_max_height,
-                                   method=method, consts=cfg.constants,
-                                   p_const=cfg.evolution.constant_probability))
         i += 1
-        if within_limits(tree, lim):
-            out.append(str(tree))
+        for attempt in range(REDRAWS + 1):
+            tree = Individual(generate(pset, rng, lim.init_min_height, lim.init_max_height,
+                                       method=method, consts=cfg.constants,
+                                       p_const=cfg.evolution.constant_probability))
+            if within_limits(tree, lim) and (
+                attempt == REDRAWS or _passes(str(tree), cfg.task.kind)
+            ):
+                out.append(str(tree))
+                break
     return out[: cfg.evolution.population]
+
+
+@lru_cache(maxsize=65536)
+def _passes(expr: str, kind: str) -> bool:
+    return not check_expression(expr, kind)
 
 
 def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random) -> list[Record]:
     """λ children by crossover, mutation or reproduction (DEAP's varOr), as records with
     ``expression``, ``parents`` and ``operator``; over-limit children are replaced by a parent."""
-    evo, lim = cfg.evolution, cfg.limits
+    evo = cfg.evolution
     pset = build_pset(evo.primitive_set)
     ops = list(evo.mutation_weights)
     weights = [evo.mutation_weights[o] for o in ops]
     children: list[Record] = []
     while len(children) < evo.offspring:
-        roll = rng.random()
-        if roll < evo.crossover_rate:
-            a, b = rng.sample(population, 2)
-            child, _ = crossover(from_text(a["expression"], pset), from_text(b["expression"], pset),
-                                 rng)
-            parents, op, fallback = [a["id"], b["id"]], "crossover", a
-        elif roll < evo.crossover_rate + evo.mutation_rate:
-            a = rng.choice(population)
-            op = rng.choices(ops, weights)[0]
-            child = mutate(from_text(a["expression"], pset), op, pset, rng, cfg.constants, lim)
-            parents, fallback = [a["id"]], a
-        else:
-            a = rng.choice(population)
-            child, parents, op, fallback = from_text(a["expression"], pset), [a["id"]], \
-                "reproduction", a
-        text = str(child) if within_limits(child, lim) else fallback["expression"]
-        children.append({"expression": text, "parents": parents, "operator": op})
+        for attempt in range(REDRAWS + 1):
+            child = _child(cfg, population, rng, pset, ops, weights)
+            if attempt == REDRAWS or _passes(child["expression"], cfg.task.kind):
+                break
+        children.append(child)
     return children
+
+
+def _child(cfg: CampaignConfig, population: list[Record], rng: random.Random, pset,
+           ops: list[str], weights: list[float]) -> Record:
+    """One child by crossover, mutation or reproduction; over the limits it is its parent."""
+    evo, lim = cfg.evolution, cfg.limits
+    roll = rng.random()
+    if roll < evo.crossover_rate:
+        a, b = rng.sample(population, 2)
+        child, _ = crossover(from_text(a["expression"], pset), from_text(b["expression"], pset),
+                             rng)
+        parents, op = [a["id"], b["id"]], "crossover"
+    elif roll < evo.crossover_rate + evo.mutation_rate:
+        a = rng.choice(population)
+        op = rng.choices(ops, weights)[0]
+        child = mutate(from_text(a["expression"], pset), op, pset, rng, cfg.constants, lim)
+        parents = [a["id"]]
+    else:
+        a = rng.choice(population)
+        child, parents, op = from_text(a["expression"], pset), [a["id"]], "reproduction"
+    text = str(child) if within_limits(child, lim) else a["expression"]
+    return {"expression": text, "parents": parents, "operator": op}
 
 
 def select(cfg: CampaignConfig, pool: list[Record]) -> list[Record]:
