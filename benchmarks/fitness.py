@@ -1,6 +1,6 @@
 """Fitness engine benchmarks; figures go to docs/benchmarks.md (## Fitness) and docs/tasks.md.
 
-    python benchmarks/fitness.py speed [--epochs 150] [--instances 8]
+    python benchmarks/fitness.py speed [--epochs 150] [--instances 8] [--fused-baseline]
         batched evaluation vs a plain-torch loop training the same models one after another
         (same init weights, data order, labels, epochs, batch size, Adam): time and accuracy
     python benchmarks/fitness.py population [--candidates 32] [--instances 4] [--task T]
@@ -81,7 +81,7 @@ def speed(args: argparse.Namespace) -> None:
         with torch.no_grad():
             for name, p in net.named_parameters():
                 p.copy_(params[name][i])
-        opt = torch.optim.Adam(net.parameters(), lr=b.lr)
+        opt = torch.optim.Adam(net.parameters(), lr=b.lr, fused=args.fused_baseline or None)
         for order in data_orders([seeds[i][2]], len(y[i]), b.epochs):
             for start in range(0, len(order[0]), b.batch_size):
                 idx = order[0, start:start + b.batch_size]
@@ -98,7 +98,7 @@ def speed(args: argparse.Namespace) -> None:
     full = time.perf_counter() - t0
     print(f"machine: {_machine()}")
     print(f"task {task.name}, {k} instances, {b.epochs} epochs, batch {b.batch_size}, lr {b.lr}")
-    print(f"sequential plain-torch loop: {sequential:.1f} s, clean acc {np.round(acc_s, 3)}")
+    print(f"sequential plain-torch loop (Adam fused={args.fused_baseline}): {sequential:.1f} s, clean acc {np.round(acc_s, 3)}")
     print(f"batched training (vmap):     {batched:.1f} s, clean acc {np.round(acc_b.numpy(), 3)}")
     print(f"speed-up (training only):    {sequential / batched:.2f}x")
     print(f"full evaluate() incl. probes, {len(task.environments)} environments: {full:.1f} s, "
@@ -167,6 +167,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--fused-baseline", action="store_true",
+                   help="speed: give the sequential loop torch's fused Adam too")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     defaults = {"speed": ("digits-sym-0.4", 150, 8), "population": ("digits-sym-0.4-quick", 0, 4),

@@ -35,6 +35,7 @@ __all__ = [
     "Task",
     "list_tasks",
     "load_task",
+    "presets_markdown",
     "task_from_mapping",
 ]
 
@@ -304,6 +305,30 @@ PRESETS: dict[str, Task] = {
 def list_tasks() -> list[str]:
     """Names of the presets, sorted."""
     return sorted(PRESETS)
+
+
+def presets_markdown() -> str:
+    """The preset registry as a markdown table (docs/tasks.md embeds it; a test compares)."""
+    rows = ["| preset | data (split) | model | budget | train noise | test environments |",
+            "|---|---|---|---|---|---|"]
+    for name in list_tasks():
+        t = PRESETS[name]
+        n = t.noise
+        if t.kind == "regression":
+            noise = f"{n.target.value} σ={n.target_sigma:g}, outliers {n.outlier_fraction:g}"
+        else:
+            noise = "clean" if n.labels is LabelNoise.NONE else f"{n.labels.value} {n.rate:g}"
+        if n.input_sigma:
+            noise += f", input σ={n.input_sigma:g}"
+        model = ("CNN 2×conv3 + " if t.model.kind is ModelKind.CNN else "MLP ") + "-".join(
+            str(w) for w in t.model.widths)
+        b = t.budget
+        rows.append(
+            f"| `{name}` | {t.dataset.value} ({1 - t.test_fraction:.0%}/{t.test_fraction:.0%},"
+            f" seed {t.split_seed}) | {model} | {b.epochs} ep, batch {b.batch_size}, "
+            f"Adam lr {b.lr:g} | {noise} | {', '.join(e.name for e in t.environments)} |"
+        )
+    return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- TOML / mappings

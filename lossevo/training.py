@@ -3,14 +3,13 @@
 Every model has its own parameters, its own training labels and its own data order, and each
 candidate's loss is applied only to its slice of the stacked outputs. The step sums the
 per-model mean losses, so each model receives exactly its own gradient; Adam is applied
-in place on the stacked tensors with the same arithmetic as `torch.optim.Adam` (elementwise,
-so stacking does not change it). A candidate whose loss raises or goes non-finite is dropped
+as `torch.optim.Adam` over the stacked tensors (elementwise, so stacking does not change
+it). A candidate whose loss raises or goes non-finite is dropped
 from the sum; its neighbours in the batch are untouched because no gradient crosses models.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import torch
 from lossevo.models import Params, stacked_forward
 from lossevo.tasks import Budget
 
-__all__ = ["Adam", "Group", "TrainResult", "data_orders", "train_models"]
+__all__ = ["Group", "TrainResult", "data_orders", "make_adam", "train_models"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -40,35 +39,15 @@ class TrainResult:
     failures: list[str | None]  # per group: None, or why it was rejected
 
 
-class Adam:
-    """`torch.optim.Adam` (no amsgrad) on stacked tensors, in place, with no per-step
-    allocation of parameter-sized buffers (fresh large tensors cost page faults on CPU)."""
-
-    def __init__(
-        self, params: Sequence[torch.Tensor], lr: float, weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-    ) -> None:
-        self.params = list(params)
-        self.lr, self.wd, self.betas, self.eps = lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-        self.denom = [torch.zeros_like(p) for p in self.params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        if self.wd:
-            torch._foreach_add_(grads, self.params, alpha=self.wd)
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        for v, d in zip(self.v, self.denom, strict=True):
-            torch.sqrt(v, out=d)
-        torch._foreach_div_(self.denom, math.sqrt(1 - b2**self.t))
-        torch._foreach_add_(self.denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.m, self.denom, value=-self.lr / (1 - b1**self.t))
+def make_adam(params: Sequence[torch.Tensor], budget: Budget) -> torch.optim.Adam:
+    """torch.optim.Adam on the stacked leaves: Adam is elementwise, so one optimizer over
+    stacked tensors is exactly one Adam per model. The fused kernel (one pass over the
+    state, CPU and CUDA) is used where this torch build has it."""
+    try:
+        return torch.optim.Adam(params, lr=budget.lr, weight_decay=budget.weight_decay,
+                                fused=True)
+    except (RuntimeError, ValueError):  # pragma: no cover - older torch / unusual device
+        return torch.optim.Adam(params, lr=budget.lr, weight_decay=budget.weight_decay)
 
 
 def data_orders(seeds: Sequence[int], n: int, epochs: int) -> list[torch.Tensor]:
@@ -118,7 +97,8 @@ def train_models(
     device = y.device
     n_models, n = y.shape
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    opt = Adam(list(leaves.values()), budget.lr, budget.weight_decay)
+    leaf_list = list(leaves.values())
+    opt = make_adam(leaf_list, budget)
     failures: list[str | None] = [None] * len(groups)
     alive = [True] * len(groups)
     rows = torch.arange(n_models, device=device).unsqueeze(1)
@@ -142,8 +122,12 @@ def train_models(
                     [m for gr, a in zip(groups, alive, strict=True) if a
                      for m in range(gr.start, gr.stop)], device=device)
             finite[live] &= torch.isfinite(per_model.detach())
-            grads = torch.autograd.grad(per_model.sum(), list(leaves.values()))
-            opt.step(list(grads))
+            grads = torch.autograd.grad(per_model.sum(), leaf_list)
+            for leaf, grad in zip(leaf_list, grads, strict=True):
+                # vmap returns transposed weight gradients; the fused kernel needs the
+                # parameter's own layout (it silently computes garbage otherwise).
+                leaf.grad = grad.contiguous()
+            opt.step()
         ok = finite.cpu()
         for g, grp in enumerate(groups):
             if alive[g] and not bool(ok[grp.start:grp.stop].all()):
