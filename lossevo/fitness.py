@@ -24,6 +24,7 @@ from lossevo.environments import adversarial_inputs, shifted_test_set
 from lossevo.models import Params, build_module, init_params, stacked_forward
 from lossevo.noise import corrupt_inputs, corrupt_labels, corrupt_targets
 from lossevo.racing import Racing, race
+from lossevo.sharpness import top_hessian_eigenvalue
 from lossevo.statistics import fitness_vector, summarize, with_worst_env, worst_fitness
 from lossevo.tasks import EnvKind, Task
 from lossevo.training import Group, train_models
@@ -156,6 +157,16 @@ def _score(
         else:
             acc = (outputs.argmax(-1) == y).double().mean(1)
             out["accuracy"][env.name] = acc.cpu().numpy()
+    if task.sharpness:  # on (up to) 512 clean training samples, shared by all models
+        x_tr = torch.as_tensor(data.x_train[:512], device=device)
+        y_np = data.y_train[:512]
+        if task.kind == "regression":
+            y_np = ((y_np - loc) / scale).astype(np.float32)
+        y_tr = torch.as_tensor(y_np, device=device)
+        out["sharpness"] = {"train": torch.cat([
+            top_hessian_eigenvalue(module, {k: v[lo:lo + _EVAL_CHUNK] for k, v in params.items()},
+                                   x_tr, y_tr)
+            for lo in range(0, n_models, _EVAL_CHUNK)]).cpu().numpy()}
     return out
 
 
