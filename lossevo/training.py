@@ -75,6 +75,8 @@ def _group_losses(
                 out[grp.start:grp.stop].reshape(-1, out.shape[-1]),
                 yb[grp.start:grp.stop].reshape(-1),
             )
+            if not per_sample.requires_grad:
+                raise ValueError("loss does not depend on the model outputs")
             losses.append(per_sample.reshape(k, -1).mean(1))
         except Exception as exc:  # a candidate's bug must not stop the batch
             alive[g] = False

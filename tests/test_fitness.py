@@ -63,8 +63,11 @@ def test_mixed_batch_rejects_bad_and_leaves_good_as_solo(ce_eval, tiny):
     def raising(out, tgt):
         raise ZeroDivisionError("bad candidate")
 
+    def constant(out, tgt):
+        return torch.zeros(len(tgt))
+
     losses = [nan_loss, CE, "log(", "div(y_true, sub(y_pred, y_pred))", raising,
-              SymbolicLoss(MAE, kind="regression"), 42]
+              SymbolicLoss(MAE, kind="regression"), 42, constant]
     evs = evaluate_many(losses, tiny, instances=2, seed=0)
     assert evs[1].rejected is None and evs[1].metrics == ce_eval.metrics
     reasons = [e.rejected for i, e in enumerate(evs) if i != 1]
@@ -74,6 +77,7 @@ def test_mixed_batch_rejects_bad_and_leaves_good_as_solo(ce_eval, tiny):
     assert reasons[3] == "loss raised ZeroDivisionError: bad candidate"
     assert "kind 'regression'" in reasons[4]
     assert reasons[5] == "not a loss: int"
+    assert reasons[6] == "loss raised ValueError: loss does not depend on the model outputs"
     for i, e in enumerate(evs):
         if i != 1:
             assert e.fitness == (-math.inf, -math.inf) and e.metrics == {}
@@ -110,3 +114,13 @@ def test_reference_table_digits_sym_04():
     ce, g = evaluate_many([CE, gce], task, instances=3, seed=0)
     assert abs(100 * ce.metrics["accuracy.clean.mean"] - 65.6) < 6
     assert abs(100 * g.metrics["accuracy.clean.mean"] - 92.8) < 4
+
+
+def test_cnn_task_with_image_shifts():
+    task = load_task("digits-shift").with_overrides(
+        budget={"epochs": 1, "batch_size": 256},
+        environments=[{"kind": "clean"}, {"kind": "rotate", "level": 20.0},
+                      {"kind": "translate", "level": 1.0}])
+    ev = evaluate(CE, task, instances=2)
+    assert ev.rejected is None
+    assert {"accuracy.rotate-20.mean", "accuracy.translate-1.min"} <= set(ev.metrics)
