@@ -107,3 +107,12 @@ def test_direct_construction_validates():
         Task("x", DatasetName.DIGITS, environments=(Environment(), Environment()))
     with pytest.raises(ValueError, match="fitness"):
         Task("x", DatasetName.DIGITS, fitness=("accuracy",))
+
+
+def test_docs_table_is_current():
+    from pathlib import Path
+
+    from lossevo.tasks import presets_markdown
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "tasks.md"
+    assert presets_markdown() in docs.read_text()
