@@ -1,6 +1,6 @@
 """χ²-divergence DRO for linear models, as a bounded DPP conic program.
 
-sup_{Q: E_P̂[(dQ/dP̂ − 1)²] ≤ ρ} E_Q ℓ  =  min_{s ≥ ℓ} mean(s) + sqrt(ρ/n)·‖s − mean(s)‖₂,
+sup_{Q: E_P̂[(dQ/dP̂ − 1)²] ≤ ρ} E_Q ℓ  =  min_{s ≥ ℓ, η} mean(s) + sqrt(ρ/n)·‖s − η‖₂,
 the variance form of the dual min_η η + sqrt(1+ρ)·sqrt(mean((ℓ−η)₊²)). Unlike the η form
 it is attained at ρ = 0 (s = ℓ) and keeps the solver well scaled, which matters for SCS.
 """
@@ -29,8 +29,9 @@ def chi2_program(
     b = cp.Variable() if fit_intercept else None
     u = X @ w + b if b is not None else X @ w
     s = cp.Variable(n)
+    eta = cp.Variable()  # min_η ‖s − η‖ is attained at mean(s); a free η keeps the cone sparse
     root_rho = cp.Parameter(nonneg=True)
-    objective = cp.sum(s) / n + root_rho / math.sqrt(n) * cp.norm(s - cp.sum(s) / n, 2)
+    objective = cp.sum(s) / n + root_rho / math.sqrt(n) * cp.norm(s - eta, 2)
     epigraph = cvxpy_losses(spec, u, y) <= s  # its dual variable is the worst-case q
     prob = cp.Problem(cp.Minimize(objective), [epigraph])
     return LinearDROProgram(
