@@ -27,7 +27,10 @@ _GRID = 201
 _STEPS = 25
 _BATCH = 64
 _CLASSES = 10
-_MIN_RELATIVE_DROP = 0.01
+# Measured on the classification probe (error = 1 − p(true class), 0.90 at the start):
+# cross-entropy reaches 0.16, MAE 0.10, GCE 0.10, MSE 0.21, while trees that later trained to
+# near-chance accuracy on digits reached only 0.61–0.78. Half the error must go.
+_MIN_RELATIVE_DROP = 0.5
 
 
 def _domain_grid(kind: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,6 @@
 """Campaigns end to end on experiments/smoke.toml: run, resume after crashes, backends."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -156,7 +157,10 @@ def test_cli_status_json_report_and_export(tmp_path, reference, capsys):
     for png in ("fitness.png", "pareto.png", "rejections.png"):
         assert (out / "plots" / png).stat().st_size > 1000
     assert main(["export", str(out), "--output", str(tmp_path / "best.py")]) == 0
-    assert info["hall_of_fame"][0]["expression"] in (tmp_path / "best.py").read_text()
+    spec = importlib.util.spec_from_file_location("best", tmp_path / "best.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert info["hall_of_fame"][0]["expression"] == module.EXPRESSION
     assert main(["export", str(out), "--rank", "99", "--output", str(tmp_path / "x.py")]) == 2
     assert "ranks 1.." in capsys.readouterr().err
 
