@@ -50,6 +50,10 @@ def make_adam(params: Sequence[torch.Tensor], budget: Budget) -> torch.optim.Ada
         return torch.optim.Adam(params, lr=budget.lr, weight_decay=budget.weight_decay)
 
 
+def _like(leaf: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(leaf).copy_(grad)
+
+
 def data_orders(seeds: Sequence[int], n: int, epochs: int) -> list[torch.Tensor]:
     """Per epoch, a (len(seeds), n) tensor of permutations, one generator per seed (CPU),
     so a model's data order depends only on its own seed."""
@@ -98,7 +102,10 @@ def train_models(
     DataLoader without drop_last). x: (N, D) if `shared_x` else (M, N, D); y: (M, N)."""
     device = y.device
     n_models, n = y.shape
-    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    # Weights are stored with the memory layout vmap gives their gradients ((M, out, in) with
+    # `in` outermost), so gradients need no copy before the fused Adam kernel.
+    leaves = {k: (v.detach().transpose(-1, -2).contiguous().transpose(-1, -2) if v.dim() == 3
+                  else v.detach().clone()).requires_grad_(True) for k, v in params.items()}
     leaf_list = list(leaves.values())
     opt = make_adam(leaf_list, budget)
     failures: list[str | None] = [None] * len(groups)
@@ -126,9 +133,9 @@ def train_models(
             finite[live] &= torch.isfinite(per_model.detach())
             grads = torch.autograd.grad(per_model.sum(), leaf_list)
             for leaf, grad in zip(leaf_list, grads, strict=True):
-                # vmap returns transposed weight gradients; the fused kernel needs the
-                # parameter's own layout (it silently computes garbage otherwise).
-                leaf.grad = grad.contiguous()
+                # The fused kernel needs the gradient in the parameter's own memory layout
+                # (it silently computes garbage otherwise).
+                leaf.grad = grad if grad.stride() == leaf.stride() else _like(leaf, grad)
             opt.step()
         ok = finite.cpu()
         for g, grp in enumerate(groups):
