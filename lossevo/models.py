@@ -69,10 +69,35 @@ def init_params(module: nn.Module, seeds: Sequence[int], device: torch.device) -
     return {k: v.to(device) for k, v in stacked.items()}
 
 
+def _is_plain_mlp(module: nn.Module) -> bool:
+    return isinstance(module, nn.Sequential) and all(
+        isinstance(m, (nn.Linear, nn.ReLU)) for m in module)
+
+
+def _mlp_forward(module: nn.Sequential, params: Params, x: torch.Tensor) -> torch.Tensor:
+    """The same computation as vmap(functional_call) for a Linear/ReLU stack, written as
+    batched GEMMs: on a 2-core CPU it saves about a quarter of a training step's time
+    (vmap and functional_call dispatch dominate at these small shapes)."""
+    h = x
+    for name, layer in module.named_children():
+        if isinstance(layer, nn.Linear):
+            w, b = params[f"{name}.weight"], params[f"{name}.bias"]
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        else:
+            h = torch.relu(h)
+    return h
+
+
 def stacked_forward(
-    module: nn.Module, params: Params, x: torch.Tensor, shared: bool
+    module: nn.Module, params: Params, x: torch.Tensor, shared: bool, *, use_vmap: bool = False
 ) -> torch.Tensor:
-    """Outputs of all M models: x is (M, N, D), or (N, D) fed to every model when `shared`."""
+    """Outputs of all M models: x is (M, N, D), or (N, D) fed to every model when `shared`.
+    Generic path: `vmap` over `functional_call`; plain MLPs take an equivalent batched-GEMM
+    path unless `use_vmap` (tests check that both agree)."""
+    if not use_vmap and _is_plain_mlp(module):
+        if shared:
+            x = x.unsqueeze(0).expand(next(iter(params.values())).shape[0], *x.shape)
+        return _mlp_forward(module, params, x)
 
     def one(p: Params, xi: torch.Tensor) -> torch.Tensor:
         return functional_call(module, p, (xi,))

@@ -34,6 +34,21 @@ def test_stacked_forward_matches_each_model_alone():
     torch.testing.assert_close(shared[0], out[0])
 
 
+def test_mlp_fast_path_equals_vmap_including_gradients():
+    module = build_module(ModelSpec(widths=(16, 16)), 8, 3)
+    params = {k: v.requires_grad_() for k, v in init_params(module, [4, 5, 6], CPU).items()}
+    x = torch.randn(3, 7, 8, generator=torch.Generator().manual_seed(1))
+    fast = stacked_forward(module, params, x, shared=False)
+    slow = stacked_forward(module, params, x, shared=False, use_vmap=True)
+    torch.testing.assert_close(fast, slow)
+    g_fast = torch.autograd.grad(fast.square().sum(), list(params.values()))
+    g_slow = torch.autograd.grad(slow.square().sum(), list(params.values()))
+    for a, b in zip(g_fast, g_slow, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(stacked_forward(module, params, x[0], shared=True),
+                               stacked_forward(module, params, x[0], shared=True, use_vmap=True))
+
+
 def test_cnn_on_digits_shape():
     module = build_module(ModelSpec(ModelKind.CNN, (32,)), 64, 10)
     params = init_params(module, [0, 1, 2], CPU)
