@@ -100,7 +100,7 @@ def speed(args: argparse.Namespace) -> None:
     print(f"task {task.name}, {k} instances, {b.epochs} epochs, batch {b.batch_size}, lr {b.lr}")
     print(f"sequential plain-torch loop (Adam fused={args.fused_baseline}): {sequential:.1f} s, "
           f"clean acc {np.round(acc_s, 3)}")
-    print(f"batched training (vmap):     {batched:.1f} s, clean acc {np.round(acc_b.numpy(), 3)}")
+    print(f"batched training (stacked): {batched:.1f} s, clean acc {np.round(acc_b.numpy(), 3)}")
     print(f"speed-up (training only):    {sequential / batched:.2f}x")
     print(f"full evaluate() incl. probes, {len(task.environments)} environments: {full:.1f} s, "
           f"accuracy.clean.mean {ev.metrics['accuracy.clean.mean']:.3f}")
