@@ -31,7 +31,10 @@ from lossevo.training import Group, train_models
 
 __all__ = ["MAX_MODELS", "Evaluation", "evaluate", "evaluate_many", "resolve_device"]
 
-MAX_MODELS = 512  # models trained together in one batch (candidates × instances)
+# Models trained together in one batch (candidates × instances). On a 2-core CPU, batches of
+# 16 models ran a 32-candidate × 4-instance population in 66.5 s against 84.6 s for one batch
+# of 128 (cache-resident working set); a GPU wants all the parallelism it can get.
+MAX_MODELS = {"cpu": 16, "cuda": 512}
 _EVAL_CHUNK = 64  # models attacked/scored at once (bounds memory of adversarial inputs)
 
 PerInstance = dict[str, dict[str, np.ndarray]]
@@ -220,7 +223,7 @@ def _train_batch(
 def _run_round(task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int],
                seed: int, device: torch.device) -> None:
     todo = [c for c in cands if c.rejected is None]
-    per_batch = max(1, MAX_MODELS // max(1, len(instance_ids)))
+    per_batch = max(1, MAX_MODELS.get(device.type, 64) // max(1, len(instance_ids)))
     for lo in range(0, len(todo), per_batch):
         _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device)
 
