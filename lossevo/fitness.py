@@ -3,9 +3,10 @@
 One instance k of an evaluation with seed s owns the seed sequence (s, k): its noise draw,
 initial weights and data order come from it and from nothing else, so every candidate sees the
 same instances (common random numbers: differences between candidates are not luck), a
-candidate's metrics do not depend on what it was batched with, and racing can add instances
-later. Rejected candidates (failed probes, invalid text, an exception, nan/inf) get the worst
-fitness and a reason; they never disturb the other candidates of their batch.
+candidate's randomness does not depend on what it was batched with (only float rounding can,
+through the batch shape), and racing can add instances later. Rejected candidates (failed
+probes, invalid text, an exception, nan/inf) get the worst fitness and a reason; they never
+disturb the other candidates of their batch.
 """
 
 from __future__ import annotations
