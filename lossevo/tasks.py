@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import sys
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "PRESETS",
@@ -40,7 +35,7 @@ __all__ = [
 ]
 
 
-class DatasetName(str, enum.Enum):
+class DatasetName(enum.StrEnum):
     DIGITS = "digits"
     BREAST_CANCER = "breast_cancer"
     WINE = "wine"
@@ -48,25 +43,25 @@ class DatasetName(str, enum.Enum):
     POLY3 = "poly3"
 
 
-class ModelKind(str, enum.Enum):
+class ModelKind(enum.StrEnum):
     MLP = "mlp"
     CNN = "cnn"
 
 
-class LabelNoise(str, enum.Enum):
+class LabelNoise(enum.StrEnum):
     NONE = "none"
     SYMMETRIC = "symmetric"
     ASYMMETRIC = "asymmetric"
     INSTANCE = "instance"
 
 
-class TargetNoise(str, enum.Enum):
+class TargetNoise(enum.StrEnum):
     NONE = "none"
     GAUSSIAN = "gaussian"
     STUDENT_T = "student_t"
 
 
-class EnvKind(str, enum.Enum):
+class EnvKind(enum.StrEnum):
     CLEAN = "clean"
     GAUSS = "gauss"  # additive gaussian input noise, level = sigma
     ROTATE = "rotate"  # image rotation, level = degrees (images only)
