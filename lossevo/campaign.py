@@ -101,6 +101,20 @@ class Campaign:
         return {"evaluated": len(children) - hits, "hits": hits,
                 "rejected": sum(1 for c in children if c["rejected"])}
 
+    def _seen_checker(self) -> Callable[[str], bool]:
+        """True for an expression whose function was evaluated before or already drawn in
+        this generation (then remembered, so two equal new children count as a repeat)."""
+        cache, drawn = self.state["cache"], set()
+
+        def seen(expression: str) -> bool:
+            key = canonical_key(expression)
+            if key in cache or key in drawn:
+                return True
+            drawn.add(key)
+            return False
+
+        return seen
+
     def _number(self, children: list[Record], generation: int) -> None:
         for child in children:
             child["id"] = self.state["next_id"]
@@ -170,7 +184,8 @@ class Campaign:
                     children = [{"expression": e, "parents": [], "operator": "init"}
                                 for e in initial_expressions(cfg, self.rng)]
                 else:
-                    children = offspring(cfg, self.state["population"], self.rng)
+                    children = offspring(cfg, self.state["population"], self.rng,
+                                         seen=self._seen_checker())
                 counts = self._evaluate(children, backend)
                 self._number(children, generation)
                 pool = children if generation == 0 else self.state["population"] + children

@@ -9,6 +9,7 @@ plus expression size (minimized), as DEAP's ``selNSGA2`` computes it.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +29,11 @@ FLOOR = -1e9
 # fails is redrawn up to this many times, so training slots go to candidates that can learn.
 # The last draw is kept even if it fails: it is then recorded and rejected as usual.
 REDRAWS = 20
+# A child whose function (canonical key) was already evaluated costs nothing but teaches
+# nothing: once the population converges most children are such repeats (15 of 16 per
+# generation on poly3-outliers before this). Of the redraws, up to this many are spent on
+# finding a child that is new.
+NOVELTY_REDRAWS = 8
 
 Record = dict[str, Any]
 
@@ -62,19 +68,30 @@ def _passes(expr: str, kind: str) -> bool:
     return not check_expression(expr, kind)
 
 
-def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random) -> list[Record]:
+def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random,
+              seen: Callable[[str], bool] | None = None) -> list[Record]:
     """λ children by crossover, mutation or reproduction (DEAP's varOr), as records with
-    ``expression``, ``parents`` and ``operator``; over-limit children are replaced by a parent."""
+    ``expression``, ``parents`` and ``operator``; over-limit children are replaced by a parent.
+
+    A child that fails the probes is redrawn; so, a few times, is one for which ``seen``
+    (called with the expression) says its function was already evaluated or drawn."""
     evo = cfg.evolution
     pset = build_pset(evo.primitive_set)
     ops = list(evo.mutation_weights)
     weights = [evo.mutation_weights[o] for o in ops]
     children: list[Record] = []
     while len(children) < evo.offspring:
+        repeats = 0
         for attempt in range(REDRAWS + 1):
             child = _child(cfg, population, rng, pset, ops, weights)
-            if attempt == REDRAWS or _passes(child["expression"], cfg.task.kind):
+            if attempt == REDRAWS:
                 break
+            if not _passes(child["expression"], cfg.task.kind):
+                continue
+            if seen is not None and repeats < NOVELTY_REDRAWS and seen(child["expression"]):
+                repeats += 1
+                continue
+            break
         children.append(child)
     return children
 
@@ -102,19 +119,30 @@ def _child(cfg: CampaignConfig, population: list[Record], rng: random.Random, ps
 
 
 def select(cfg: CampaignConfig, pool: list[Record]) -> list[Record]:
-    """μ survivors of parents + offspring by NSGA-II over (fitness..., size)."""
+    """μ survivors of parents + offspring by NSGA-II over (fitness..., size).
+
+    Each function (canonical key) competes once, by its earliest record, so copies of one
+    function cannot crowd out the rest; copies fill in only when the pool has fewer than μ
+    distinct functions."""
     n_fit = len(pool[0]["fitness"])
     weights = (1.0,) * n_fit + (-1.0,)
-    inds = []
+    first: dict[str, Record] = {}
     for rec in pool:
+        first.setdefault(rec.get("canonical_key", rec["expression"]), rec)
+    distinct = list(first.values())
+    chosen_ids = {id(r) for r in distinct}
+    copies = [r for r in pool if id(r) not in chosen_ids]
+    inds = []
+    for rec in distinct:
         ind = Individual([], weights=weights)
         # a rejected tree must not survive as "smallest": it gets the worst size too
         size = -FLOOR if rec.get("rejected") else float(rec["size"])
         ind.fitness.values = (*_finite(rec["fitness"]), size)
         ind.record = rec
         inds.append(ind)
-    chosen = tools.selNSGA2(inds, cfg.evolution.population)
-    return [ind.record for ind in chosen]
+    mu = cfg.evolution.population
+    chosen = [ind.record for ind in tools.selNSGA2(inds, min(mu, len(inds)))]
+    return chosen + copies[: mu - len(chosen)]
 
 
 def _rank_key(rec: Record):
