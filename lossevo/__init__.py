@@ -30,6 +30,7 @@ __all__ = [
     "__version__",
     "canonical_key",
     "check_expression",
+    "compare",
     "compile_expression",
     "evaluate",
     "evaluate_many",
@@ -49,6 +50,10 @@ def __getattr__(name: str):
         from lossevo import campaign
 
         return getattr(campaign, name)
+    if name == "compare":
+        from lossevo.comparison import compare
+
+        return compare
     if name == "export_loss":
         from lossevo.export import export_loss
 

@@ -1,4 +1,4 @@
-"""``lossevo`` command line: run, resume, status, report, export, tasks.
+"""``lossevo`` command line: run, resume, status, report, export, tasks, compare.
 
 The only place that turns command-line strings into paths and choices; errors print one line
 (``lossevo: error: ...``) and exit with status 2, never a traceback, for bad input.
@@ -19,6 +19,7 @@ _EPILOG = """examples:
   lossevo resume runs/quick            (after a crash or Ctrl-C)
   lossevo report runs/quick            (writes runs/quick/report.md and plots/)
   lossevo export runs/quick --rank 1 --output my_loss.py
+  lossevo compare experiments/compare-smoke.toml --out runs/compare-smoke
 """
 
 
@@ -61,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--output", type=Path, required=True, help="the .py file to write")
 
     sub.add_parser("tasks", help="list the task presets")
+
+    c = sub.add_parser("compare", help="train evolved and baseline losses and schemes on the "
+                       "same tasks and instances; write compare.csv/.json/.md and plots")
+    c.add_argument("config", type=Path, help="comparison TOML file (see docs/compare.md)")
+    c.add_argument("--out", type=Path, required=True, help="output directory")
+    c.add_argument("--backend", choices=("serial", "process", "dask"),
+                   help="where units are trained (default: the config's, else process)")
+    c.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    c.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    c.add_argument("--instances", type=int, help="instances per contender and task "
+                   "(default: the config's, else 8)")
+    c.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda when "
+                   "available)")
+    c.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
@@ -105,6 +120,13 @@ def _dispatch(args) -> None:
         print(f"wrote {write_report(args.run_dir, top=args.top)}")
     elif args.command == "export":
         print(_export(args))
+    elif args.command == "compare":
+        from lossevo.comparison import compare
+
+        out = compare(args.config, args.out, quiet=args.quiet, device=args.device,
+                      name=args.backend, workers=args.workers, scheduler=args.scheduler,
+                      instances=args.instances)
+        print(f"wrote {out / 'compare.md'}, compare.csv, compare.json")
     elif args.command == "tasks":
         from lossevo.tasks import list_tasks
 

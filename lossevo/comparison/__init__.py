@@ -1,0 +1,30 @@
+"""``lossevo compare``: evolved losses against robust losses and training schemes.
+
+Every contender trains on the same tasks, instances (seeds) and budget; the outputs say who
+wins, by how much (mean, spread, worst environment) and how reliably (paired Wilcoxon tests,
+ranks across tasks). A package rather than ``lossevo/compare.py`` so that ``lossevo.compare``
+stays the function. Modules: ``config`` (TOML → contenders as plain data), ``protocol`` (work
+units, the worker, the run), ``stats`` (tests and ranks), ``report`` (CSV/JSON/Markdown),
+``plots`` (PNG).
+"""
+
+from lossevo.comparison.config import (
+    CompareConfig,
+    Contender,
+    builtin_names,
+    compare_config_from_mapping,
+    load_compare_config,
+)
+from lossevo.comparison.protocol import compare, make_units, run_comparison, run_unit
+
+__all__ = [
+    "CompareConfig",
+    "Contender",
+    "builtin_names",
+    "compare",
+    "compare_config_from_mapping",
+    "load_compare_config",
+    "make_units",
+    "run_comparison",
+    "run_unit",
+]

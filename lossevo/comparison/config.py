@@ -1,0 +1,303 @@
+"""Comparison config: TOML → tasks, contenders (plain data) and a backend, validated once.
+
+Contenders travel to workers as plain dicts (see :class:`Contender`) and are rebuilt there:
+built-in losses and schemes by name and parameters, evolved losses as expression text, so
+nothing unpicklable ever crosses a process boundary. Relative paths (evolved run directories,
+exported .py files) resolve against the current working directory, the way users run
+``experiments/`` configs from the repository root.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lossevo.config import BACKENDS, Backend
+from lossevo.tasks import Task, load_task
+
+__all__ = [
+    "CompareConfig",
+    "Contender",
+    "builtin_names",
+    "compare_config_from_mapping",
+    "load_compare_config",
+]
+
+_TOP = ("seed", "instances", "tasks", "contenders", "baseline", "backend")
+_BACKEND_KEYS = ("name", "workers", "scheduler", "chunk")
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One contender as plain data. ``loss``: a built-in loss name (the base loss of a scheme,
+    ``None`` = cross-entropy, or MSE on regression); ``expression``: an evolved loss;
+    ``scheme``: a built-in training scheme; ``evolved`` marks it as not a baseline."""
+
+    label: str
+    loss: str | None = None
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    scheme: str | None = None
+    scheme_params: dict[str, Any] = field(default_factory=dict)
+    expression: str | None = None
+    evolved: bool = False
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    tasks: tuple[Task, ...]
+    contenders: tuple[Contender, ...]
+    seed: int = 0
+    instances: int = 8
+    baseline: str | None = None
+    backend: Backend = field(default_factory=lambda: Backend(chunk=1))
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"compare config key {key!r} = {value!r} is not allowed; allowed: {allowed}")
+
+
+def _builtins() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names of the built-in losses and schemes (imported on use: they pull in torch)."""
+    from lossevo.baselines.losses import LOSSES
+    from lossevo.baselines.schemes import SCHEMES
+
+    return tuple(LOSSES), tuple(SCHEMES)
+
+
+def builtin_names() -> tuple[str, ...]:
+    """Every built-in contender name: the losses, then the training schemes."""
+    losses, schemes = _builtins()
+    return losses + schemes
+
+
+def _check_loss(name: Any, where: str) -> str:
+    losses, _ = _builtins()
+    if name not in losses:
+        _fail(where, name, "a built-in loss: " + ", ".join(losses))
+    return name
+
+
+def _params_label(name: str, params: dict[str, Any]) -> str:
+    inner = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
+    return f"{name}({inner})" if params else name
+
+
+def _check_buildable(c: Contender, where: str) -> None:
+    """Build once with the main process's modules so bad parameters fail before any training."""
+    from lossevo.baselines.losses import build_loss
+    from lossevo.baselines.schemes import build_scheme
+
+    try:
+        if c.loss is not None:
+            build_loss(c.loss, **c.loss_params)
+        if c.scheme is not None:
+            build_scheme(c.scheme, **c.scheme_params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"compare config {where}: {exc}") from None
+
+
+def _read_export(path: Path, where: str) -> str:
+    """EXPRESSION of an exported module, read with ast (no import, no torch)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "EXPRESSION"):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, str):
+                return value
+    raise ValueError(f"compare config {where}: {str(path)!r} has no EXPRESSION string "
+                     "(expected a file written by 'lossevo export')")
+
+
+def _evolved(item: dict[str, Any], where: str) -> list[Contender]:
+    path = Path(str(item["evolved"])).expanduser()
+    label = item.get("label")
+    if path.suffix == ".py":
+        if not path.is_file():
+            _fail(f"{where}.evolved", str(path), "an existing exported .py file or run directory")
+        if "top" in item:
+            _fail(f"{where}.top", item["top"], "nothing: 'top' applies to run directories")
+        return [Contender(label or path.stem, expression=_read_export(path, where),
+                          evolved=True, source=str(path))]
+    if not path.is_dir():
+        _fail(f"{where}.evolved", str(path), "an existing run directory or exported .py file "
+              "(relative paths resolve against the current directory)")
+    top = item.get("top", 1)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        _fail(f"{where}.top", top, "an integer >= 1")
+    from lossevo.report import status
+
+    hof = status(path)["hall_of_fame"][:top]
+    if not hof:
+        _fail(f"{where}.evolved", str(path), "a run directory with a non-empty hall of fame")
+    base = label or path.name
+    return [Contender(f"{base}#{i}", expression=r["expression"], evolved=True,
+                      source=f"{path} rank {i}") for i, r in enumerate(hof, 1)]
+
+
+def _table(item: dict[str, Any], where: str, n_expr: int) -> list[Contender]:
+    kinds = [k for k in ("scheme", "evolved", "expression") if k in item]
+    if len(kinds) > 1:
+        _fail(where, item, "a table with one of 'loss', 'scheme', 'evolved', 'expression'")
+    label = item.get("label")
+    if label is not None and not isinstance(label, str):
+        _fail(f"{where}.label", label, "a string")
+    if not kinds and "loss" not in item:
+        _fail(where, item, "a table with one of 'loss', 'scheme', 'evolved', 'expression'")
+    kind = kinds[0] if kinds else "loss"
+    if kind == "evolved":
+        extra = set(item) - {"evolved", "top", "label"}
+        if extra:
+            _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]], "evolved, top, label")
+        return _evolved(item, where)
+    if kind == "expression":
+        extra = set(item) - {"expression", "label"}
+        if extra:
+            _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]], "expression, label")
+        if not isinstance(item["expression"], str):
+            _fail(f"{where}.expression", item["expression"], "a string")
+        return [Contender(label or f"expression-{n_expr + 1}", expression=item["expression"],
+                          evolved=True, source="config")]
+    params = {k: v for k, v in item.items() if k not in ("loss", "scheme", "label",
+                                                         "loss_params")}
+    if kind == "loss":
+        if "loss_params" in item:
+            _fail(f"{where}.loss_params", item["loss_params"],
+                  "parameters as keys of the table itself, e.g. {loss = 'gce', q = 0.5}")
+        name = _check_loss(item["loss"], f"{where}.loss")
+        c = Contender(label or _params_label(name, params), loss=name, loss_params=params)
+    else:
+        _, schemes = _builtins()
+        if item["scheme"] not in schemes:
+            _fail(f"{where}.scheme", item["scheme"], "a built-in scheme: " + ", ".join(schemes))
+        loss = item.get("loss")
+        if loss is not None:
+            _check_loss(loss, f"{where}.loss")
+        loss_params = item.get("loss_params", {})
+        if not isinstance(loss_params, dict):
+            _fail(f"{where}.loss_params", loss_params, "a table of the base loss's parameters")
+        text = _params_label(item["scheme"], params)
+        if loss is not None:
+            text += "+" + _params_label(loss, loss_params)
+        c = Contender(label or text, loss=loss, loss_params=dict(loss_params),
+                      scheme=item["scheme"], scheme_params=params)
+    _check_buildable(c, where)
+    return [c]
+
+
+def _contenders(items: Any) -> tuple[Contender, ...]:
+    if not isinstance(items, list) or not items:
+        _fail("contenders", items, "a non-empty list of names ('gce', 'sam', 'all') or tables")
+    losses, schemes = _builtins()
+    out: list[Contender] = []
+    for i, item in enumerate(items):
+        where = f"contenders[{i}]"
+        if isinstance(item, str):
+            if item == "all":
+                out += [Contender(n, loss=n) for n in losses]
+                out += [Contender(n, scheme=n) for n in schemes]
+            elif item in losses:
+                out.append(Contender(item, loss=item))
+            elif item in schemes:
+                out.append(Contender(item, scheme=item))
+            else:
+                _fail(where, item, "all, " + ", ".join(losses + schemes) + ", or a table")
+        elif isinstance(item, dict):
+            out += _table(item, where, sum(c.label.startswith("expression-") for c in out))
+        else:
+            _fail(where, item, "a name or a table")
+    unique: dict[str, Contender] = {}
+    for c in out:
+        if c.label in unique and unique[c.label] != c:
+            _fail("contenders", c.label, "distinct labels (give tables a 'label')")
+        unique.setdefault(c.label, c)  # an exact repeat (e.g. 'all' and 'gce') runs once
+    return tuple(unique.values())
+
+
+def _task(item: Any, where: str) -> Task:
+    if isinstance(item, str):
+        return load_task(item)
+    if not isinstance(item, dict) or "preset" not in item:
+        _fail(where, item, "a preset name or a table with 'preset' and overrides")
+    data = dict(item)
+    task = load_task(str(data.pop("preset")))
+    return task.with_overrides(**data) if data else task
+
+
+def _backend(data: Any) -> Backend:
+    if data is None:
+        return Backend(chunk=1)
+    if not isinstance(data, dict):
+        _fail("backend", data, "a table with keys " + ", ".join(_BACKEND_KEYS))
+    for key in data:
+        if key not in _BACKEND_KEYS:
+            _fail(f"backend.{key}", data[key], "keys " + ", ".join(_BACKEND_KEYS))
+    if data.get("name", "process") not in BACKENDS:
+        _fail("backend.name", data["name"], ", ".join(BACKENDS))
+    try:
+        return Backend(**{"chunk": 1, **data})
+    except TypeError as exc:
+        raise ValueError(f"compare config table 'backend': {exc}") from None
+
+
+def _int(data: dict[str, Any], key: str, default: int, low: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        _fail(key, value, f"an integer >= {low}")
+    return value
+
+
+def compare_config_from_mapping(data: dict[str, Any]) -> CompareConfig:
+    """Validate a parsed TOML document (errors name the key, the value and what is allowed)."""
+    for key in data:
+        if key not in _TOP:
+            _fail(key, data[key], "keys " + ", ".join(_TOP))
+    for key in ("tasks", "contenders"):
+        if key not in data:
+            raise ValueError(f"compare config key {key!r} is missing")
+    if not isinstance(data["tasks"], list) or not data["tasks"]:
+        _fail("tasks", data["tasks"], "a non-empty list of preset names or tables")
+    tasks = tuple(_task(t, f"tasks[{i}]") for i, t in enumerate(data["tasks"]))
+    names = [t.name for t in tasks]
+    for name in names:
+        if names.count(name) > 1:
+            _fail("tasks", name, "distinct task names (give overridden tasks a 'name')")
+    contenders = _contenders(data["contenders"])
+    baseline = data.get("baseline")
+    if baseline is not None:
+        labels = [c.label for c in contenders if not c.evolved]
+        if baseline not in labels:
+            _fail("baseline", baseline, "a non-evolved contender label: " + ", ".join(labels))
+    return CompareConfig(tasks=tasks, contenders=contenders, seed=_int(data, "seed", 0, 0),
+                         instances=_int(data, "instances", 8, 1), baseline=baseline,
+                         backend=_backend(data.get("backend")), raw=data)
+
+
+def load_compare_config(path: str | Path, **overrides: Any) -> CompareConfig:
+    """Read a comparison TOML file. ``overrides``: backend ``name``/``workers``/``scheduler``
+    and ``instances`` (None = keep the file's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"compare config file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"compare config file {str(path)!r} is not valid TOML: {exc}") from None
+    backend = dict(data.get("backend", {})) if isinstance(data.get("backend"), dict) else None
+    for key in ("name", "workers", "scheduler"):
+        if overrides.get(key) is not None:
+            backend = {**(backend or {}), key: overrides[key]}
+    if backend is not None:
+        data["backend"] = backend
+    if overrides.get("instances") is not None:
+        data["instances"] = overrides["instances"]
+    return compare_config_from_mapping(data)

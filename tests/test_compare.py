@@ -1,0 +1,269 @@
+"""lossevo compare: config validation, statistics on hand-made numbers, end-to-end outputs,
+backend equality, failures and n/a contenders recorded without stopping the comparison."""
+
+import csv
+import json
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+import lossevo.comparison.protocol as cmp
+from lossevo.cli import main
+from lossevo.comparison import compare_config_from_mapping, load_compare_config
+from lossevo.comparison.report import CSV_COLUMNS
+from lossevo.comparison.stats import (
+    average_ranks,
+    min_wilcoxon_p,
+    q90_q10,
+    task_ranks,
+    wilcoxon_p,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"preset": "digits-sym-0.4", "name": "tiny", "model": {"widths": [16]},
+        "budget": {"epochs": 2, "batch_size": 128, "lr": 0.01}}
+QS = "sub(sin(mul(y_true, log(y_pred))), exp(add(y_true, y_pred)))"
+
+
+class _FakeScheme:
+    def __init__(self, name: str, **params):
+        self.name, self.params = name, params
+
+    def applies_to(self, task):
+        return f"{self.name} needs image inputs" if self.name == "cutmix" else None
+
+    def __repr__(self):
+        return f"{self.name}()"
+
+
+def _fake_build_scheme(name, **params):
+    if name not in ("sam", "cutmix"):
+        raise ValueError(f"unknown scheme {name!r}")
+    if set(params) - {"rho"}:
+        raise ValueError(f"unknown scheme parameter {sorted(params)[0]!r}; allowed: rho")
+    return _FakeScheme(name, **params)
+
+
+@pytest.fixture(autouse=True)
+def schemes(monkeypatch):
+    """A stand-in schemes module (sam applies, cutmix never does): config and worker paths
+    are tested without training any scheme."""
+    fake = types.ModuleType("lossevo.baselines.schemes")
+    fake.SCHEMES = ("sam", "cutmix")
+    fake.build_scheme = _fake_build_scheme
+    monkeypatch.setitem(sys.modules, "lossevo.baselines.schemes", fake)
+    return fake
+
+
+def _cfg(contenders, backend="serial", workers=2, **extra):
+    return compare_config_from_mapping({"seed": 3, "instances": 2, "tasks": [TINY],
+                                        "contenders": contenders,
+                                        "backend": {"name": backend, "workers": workers},
+                                        **extra})
+
+
+# --- config validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"tasks": [TINY], "contenders": ["gcee"]}, "'gcee' is not allowed; allowed: all, ce, mae"),
+    ({"tasks": [TINY], "contenders": [{"loss": "gce", "qq": 1.0}]}, "contenders[0]"),
+    ({"tasks": [TINY], "contenders": [{"scheme": "samm"}]}, "a built-in scheme: sam, cutmix"),
+    ({"tasks": [TINY], "contenders": ["ce"], "instances": 0}, "'instances' = 0"),
+    ({"tasks": [TINY], "contenders": ["ce"], "seeds": 1}, "allowed: keys seed, instances"),
+    ({"tasks": ["nope"], "contenders": ["ce"]}, "unknown task 'nope'"),
+    ({"tasks": [TINY, TINY], "contenders": ["ce"]}, "distinct task names"),
+    ({"tasks": [TINY], "contenders": []}, "a non-empty list"),
+    ({"tasks": [TINY], "contenders": ["ce"], "baseline": "gce"}, "'baseline' = 'gce'"),
+    ({"tasks": [TINY], "contenders": [{"evolved": "no/such/run"}]}, "relative paths resolve"),
+    ({"tasks": [TINY], "contenders": [{"loss": "gce", "label": "x"}, {"loss": "ce",
+                                                                      "label": "x"}]},
+     "distinct labels"),
+    ({"tasks": [TINY], "contenders": ["ce"], "backend": {"name": "mpi"}},
+     "'backend.name' = 'mpi'"),
+])
+def test_config_errors_name_key_and_allowed(schemes, data, message):
+    with pytest.raises(ValueError, match=None) as err:
+        compare_config_from_mapping(data)
+    assert message in str(err.value)
+
+
+def test_config_expands_all_and_reads_tables(schemes, tmp_path):
+    from lossevo.baselines.losses import LOSSES
+    from lossevo.export import export_loss
+
+    path = export_loss(QS, tmp_path / "best_loss.py")
+    cfg = compare_config_from_mapping({
+        "tasks": ["digits-sym-0.4", TINY],
+        "contenders": ["all", "gce", {"loss": "gce", "q": 0.5},
+                       {"scheme": "sam", "rho": 0.1, "loss": "gce", "loss_params": {"q": 0.5}},
+                       {"expression": QS}, {"evolved": str(path)}],
+        "baseline": "ce"})
+    labels = [c.label for c in cfg.contenders]
+    assert labels == [*LOSSES, "sam", "cutmix", "gce(q=0.5)", "sam(rho=0.1)+gce(q=0.5)",
+                      "expression-1", "best_loss"]
+    assert cfg.contenders[-1].expression == QS and cfg.contenders[-1].evolved
+    assert cfg.instances == 8 and cfg.backend.chunk == 1
+    assert [t.name for t in cfg.tasks] == ["digits-sym-0.4", "tiny"]
+    assert cfg.tasks[1].budget.epochs == 2
+
+
+# --- statistics -------------------------------------------------------------------------
+
+
+def test_wilcoxon_on_hand_made_numbers():
+    a = [0.9, 0.8, 0.85, 0.95]
+    assert wilcoxon_p(a, [x - 0.1 for x in a]) == pytest.approx(0.125)  # all 4 better
+    assert wilcoxon_p(a, a) == 1.0  # all-zero differences: no evidence
+    assert wilcoxon_p([1, 2, 3, 4], [2, 1, 4, 3]) == pytest.approx(1.0)
+    assert wilcoxon_p([], []) is None
+    assert min_wilcoxon_p(4) == 0.125 and min_wilcoxon_p(8) == pytest.approx(0.0078125)
+    with pytest.raises(ValueError, match="equal lengths"):
+        wilcoxon_p([1, 2], [1])
+
+
+def test_ranks_and_spread():
+    assert task_ranks({"a": 0.5, "b": 0.9, "c": 0.5}) == {"a": 2.5, "b": 1.0, "c": 2.5}
+    avg = average_ranks({"t1": {"a": 1.0, "b": 2.0}, "t2": {"a": 2.0, "b": 1.0, "c": 3.0}})
+    assert avg == {"a": (1.5, 2), "b": (1.5, 2), "c": (3.0, 1)}
+    assert q90_q10([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) == pytest.approx(8.0)
+
+
+# --- end to end -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    fake = types.ModuleType("lossevo.baselines.schemes")
+    fake.SCHEMES, fake.build_scheme = ("sam", "cutmix"), _fake_build_scheme
+    saved = sys.modules.get("lossevo.baselines.schemes")
+    sys.modules["lossevo.baselines.schemes"] = fake
+    try:
+        cfg = _cfg(["ce", {"loss": "gce", "q": 0.7, "label": "gce"}, "cutmix",
+                    {"expression": QS, "label": "qs"},
+                    {"expression": "y_true", "label": "constant"}])
+        cmp.compare(cfg, out, quiet=True)
+    finally:
+        if saved is None:
+            sys.modules.pop("lossevo.baselines.schemes")
+        else:
+            sys.modules["lossevo.baselines.schemes"] = saved
+    return out
+
+
+def test_tiny_compare_writes_every_output(tiny_run):
+    with (tiny_run / "compare.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(CSV_COLUMNS) <= set(rows[0])
+    assert {"env:clean", "env:pgd-0.05"} <= set(rows[0])
+    by = {r["contender"]: r for r in rows}
+    assert [r["status"] for r in rows] == ["ok", "ok", "n/a", "ok", "failed"]
+    ok = [by[k] for k in ("ce", "gce", "qs")]
+    assert all(0 <= float(r["worst_env"]) <= float(r["mean"]) <= 1 for r in ok)
+    ref = max(("ce", "gce"), key=lambda k: float(by[k]["worst_env"]))  # best baseline
+    assert all(r["vs"] == ref for r in ok)
+    assert by[ref]["wilcoxon_p"] == "" and 0 < float(by["qs"]["wilcoxon_p"]) <= 1
+    assert sorted(float(r["rank"]) for r in ok) == [1.0, 2.0, 3.0]
+    assert "needs image inputs" in by["cutmix"]["reason"]
+    assert "probe" in by["constant"]["reason"]
+    doc = json.loads((tiny_run / "compare.json").read_text())
+    qs = next(r for r in doc["results"] if r["contender"] == "qs")
+    assert len(qs["per_instance"]["accuracy"]["worst_env"]) == 2
+    assert doc["min_wilcoxon_p"] == 0.5
+    md = (tiny_run / "compare.md").read_text()
+    assert "2/2^n = 0.5" in md and "cutmix on tiny: n/a" in md and "constant on tiny: failed" in md
+    assert "No noise-rate plot for digits" in md
+    for png in ("tiny-environments.png", "tiny-instances.png"):
+        assert (tiny_run / "plots" / png).stat().st_size > 1000
+        assert f"plots/{png}" in md
+    assert not list(tiny_run.glob(".*tmp"))
+
+
+def test_serial_equals_process_backend(tmp_path):
+    contenders = ["ce", {"expression": QS, "label": "qs"}]
+    serial = cmp.run_comparison(_cfg(contenders, "serial"))
+    process = cmp.run_comparison(_cfg(contenders, "process", workers=1))  # one spawn: cheap
+    assert [r["metrics"] for r in serial] == [r["metrics"] for r in process]
+    assert serial[0]["metrics"]["accuracy.clean.mean"] > 0
+
+
+def test_failing_contender_is_recorded_not_fatal(monkeypatch):
+    real = cmp._build
+
+    def broken(c, task):
+        if c.label == "gce":
+            raise RuntimeError("simulated crash while building")
+        return real(c, task)
+
+    monkeypatch.setattr(cmp, "_build", broken)
+    res = cmp.run_comparison(_cfg(["gce", "ce"]))
+    assert [(r["contender"], r["status"]) for r in res] == [("gce", "failed"), ("ce", "ok")]
+    assert "simulated crash" in res[0]["reason"]
+
+
+def test_training_exception_fails_its_unit_only(monkeypatch):
+    import lossevo.fitness as fitness
+
+    real = fitness.evaluate_many
+
+    def flaky(losses, task, **kw):
+        if any(repr(x).startswith("mae") for x in losses):
+            raise RuntimeError("out of memory")
+        return real(losses, task, **kw)
+
+    monkeypatch.setattr(fitness, "evaluate_many", flaky)
+    res = cmp.run_comparison(_cfg(["mae", "ce"]))
+    assert [r["status"] for r in res] == ["failed", "ok"]
+    assert "out of memory" in res[0]["reason"]
+
+
+def test_scheme_na_and_own_unit(schemes):
+    cfg = _cfg(["ce", "gce", "sam", "cutmix"], backend="serial")
+    units = cmp.make_units(cfg)
+    assert [[c["label"] for c in u["contenders"]] for u in units] == [
+        ["ce"], ["gce"], ["sam"], ["cutmix"]]
+    res = cmp.run_unit(units[3])
+    assert res[0]["status"] == "n/a" and "needs image inputs" in res[0]["reason"]
+
+
+def test_regression_task_runs_only_regression_losses(schemes):
+    cfg = compare_config_from_mapping({
+        "instances": 1, "backend": {"name": "serial"},
+        "tasks": [{"preset": "poly3-outliers", "model": {"widths": [8]},
+                   "budget": {"epochs": 1}}],
+        "contenders": ["gce", "huber"]})
+    res = cmp.run_comparison(cfg)
+    assert res[0]["status"] == "n/a" and "regression losses: mse, mae, huber" in res[0]["reason"]
+    assert res[1]["status"] == "ok" and res[1]["metric"] == "r2"
+    assert "r2.worst_env.mean" in res[1]["metrics"]
+
+
+def test_cli_compare_and_errors(tmp_path, capsys, schemes):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('tasks = ["digits-sym-0.4"]\ncontenders = ["gcee"]\n')
+    assert main(["compare", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "'gcee' is not allowed" in capsys.readouterr().err
+    good = tmp_path / "good.toml"
+    good.write_text('contenders = ["ce"]\n[[tasks]]\npreset = "digits-sym-0.4"\n'
+                    'model = {widths = [8]}\nbudget = {epochs = 1, batch_size = 256}\n')
+    cfg = load_compare_config(good, instances=1, name="serial")
+    assert cfg.instances == 1 and cfg.backend.name == "serial"
+    assert main(["compare", str(good), "--out", str(tmp_path / "o"), "--instances", "1",
+                 "--backend", "serial", "--quiet"]) == 0
+    assert (tmp_path / "o" / "compare.csv").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_config_runs(tmp_path):
+    started = time.perf_counter()
+    out = cmp.compare(ROOT / "experiments" / "compare-smoke.toml", tmp_path / "smoke",
+                      quiet=True)
+    with (out / "compare.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["status"] for r in rows} <= {"ok", "n/a", "failed"}
+    assert any(r["contender"] == "quickstart-best" and r["status"] == "ok" for r in rows)
+    print(f"compare-smoke: {time.perf_counter() - started:.1f} s")
