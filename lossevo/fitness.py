@@ -4,9 +4,11 @@ One instance k of an evaluation with seed s owns the seed sequence (s, k): its n
 initial weights and data order come from it and from nothing else, so every candidate sees the
 same instances (common random numbers: differences between candidates are not luck), a
 candidate's randomness does not depend on what it was batched with (only float rounding can,
-through the batch shape), and racing can add instances later. Rejected candidates (failed
-probes, invalid text, an exception, nan/inf) get the worst fitness and a reason; they never
-disturb the other candidates of their batch.
+through the batch shape), and racing can add instances later. A training scheme
+(lossevo.baselines.schemes) trains every candidate around its loss on the same instances; its
+own randomness comes from the child seed sequence (s, k, 1), so it is paired too. Rejected
+candidates (failed probes, invalid text, an exception, nan/inf) get the worst fitness and a
+reason; they never disturb the other candidates of their batch.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from lossevo.racing import Racing, race
 from lossevo.sharpness import top_hessian_eigenvalue
 from lossevo.statistics import fitness_vector, summarize, with_worst_env, worst_fitness
 from lossevo.tasks import EnvKind, Task
-from lossevo.training import Group, train_models
+from lossevo.training import Group, SchemeContext, TrainingScheme, train_models
 
 __all__ = ["MAX_MODELS", "Evaluation", "evaluate", "evaluate_many", "resolve_device"]
 
@@ -100,6 +102,11 @@ def _prepare(loss: Any, kind: str) -> _Candidate:
 def _instance_seeds(seed: int, k: int) -> tuple[int, int, int]:
     noise, init, order = np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(3)
     return int(noise), int(init), int(order)
+
+
+def _scheme_seed(seed: int, k: int) -> int:
+    """Seed of a training scheme's randomness (mixup draws, PGD starts) in instance k."""
+    return int(np.random.SeedSequence(seed, spawn_key=(k, 1)).generate_state(1)[0])
 
 
 @functools.lru_cache(maxsize=64)
@@ -176,7 +183,7 @@ def _score(
 
 def _train_batch(
     task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int], seed: int,
-    device: torch.device,
+    device: torch.device, scheme: TrainingScheme | None = None,
 ) -> None:
     """Train every (candidate, instance) pair together; store per-instance scores."""
     data = load_dataset(task)
@@ -198,8 +205,18 @@ def _train_batch(
     params = init_params(module, [seeds[r][1] for r in rows], device)
     groups = [Group(c.fn, i * k_count, (i + 1) * k_count) for i, c in enumerate(cands)]
     started = time.perf_counter()
+    state = None
+    if scheme is not None:
+        ctx = SchemeContext(x, y, shared_x, n_out, tuple(
+            _scheme_seed(seed, instance_ids[r]) for r in rows), task.budget, task)
+        try:
+            state = scheme.init_state(ctx)
+        except Exception as exc:  # the scheme cannot run here: no candidate can
+            for c in cands:
+                c.rejected = f"scheme {scheme!r} raised {type(exc).__name__}: {exc}"
+            return
     result = train_models(module, params, x, y, groups, task.budget,
-                          [seeds[r][2] for r in rows], shared_x)
+                          [seeds[r][2] for r in rows], shared_x, scheme, state)
     alive = [i for i, f in enumerate(result.failures) if f is None]
     scores: PerInstance = {}
     if alive:
@@ -222,11 +239,11 @@ def _train_batch(
 
 
 def _run_round(task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int],
-               seed: int, device: torch.device) -> None:
+               seed: int, device: torch.device, scheme: TrainingScheme | None = None) -> None:
     todo = [c for c in cands if c.rejected is None]
     per_batch = max(1, MAX_MODELS.get(device.type, 64) // max(1, len(instance_ids)))
     for lo in range(0, len(todo), per_batch):
-        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device)
+        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device, scheme)
 
 
 def _per_instance_arrays(c: _Candidate) -> PerInstance:
@@ -251,25 +268,32 @@ def _finish(task: Task, c: _Candidate, trainings: int, raced_out: bool) -> Evalu
 def evaluate_many(
     losses: Sequence[Any], task: Task, *, instances: int = 8, seed: int = 0,
     racing: Racing | None = None, device: str | torch.device | None = None,
+    scheme: TrainingScheme | None = None,
 ) -> list[Evaluation]:
     """Evaluate a population; all its candidates × instances train in shared batches.
 
     `losses`: expression strings, SymbolicLoss modules, or per-sample callables
     (outputs, targets) -> (n,). With `racing`, weak candidates stop early (see lossevo.racing);
     their Evaluation has `raced_out=True` and statistics over the instances they had.
+    `scheme` (see lossevo.baselines.schemes) trains each candidate with that scheme around its
+    loss; where it does not apply to the task, every candidate is rejected with the reason.
     """
     if instances < 1:
         raise ValueError(f"instances = {instances!r}; allowed: an integer >= 1")
     dev = resolve_device(device)
     cands = [_prepare(loss, task.kind) for loss in losses]
+    why_not = None if scheme is None else scheme.applies_to(task)
+    for c in cands:
+        if why_not is not None and c.rejected is None:
+            c.rejected = why_not
     valid = [i for i, c in enumerate(cands) if c.rejected is None]
     if racing is None:
-        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev)
+        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev, scheme)
         return [_finish(task, c, instances if i in valid else 0, False)
                 for i, c in enumerate(cands)]
 
     def run_round(idx: list[int], instance_ids: list[int]) -> list[int]:
-        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev)
+        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev, scheme)
         return [i for i in idx if cands[i].rejected is None]
 
     def score(i: int) -> float:
@@ -282,7 +306,8 @@ def evaluate_many(
 
 def evaluate(
     loss: Any, task: Task, *, instances: int = 8, seed: int = 0,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = None, scheme: TrainingScheme | None = None,
 ) -> Evaluation:
     """Evaluate one candidate on `instances` instances (see evaluate_many)."""
-    return evaluate_many([loss], task, instances=instances, seed=seed, device=device)[0]
+    return evaluate_many([loss], task, instances=instances, seed=seed, device=device,
+                         scheme=scheme)[0]

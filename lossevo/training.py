@@ -6,19 +6,33 @@ per-model mean losses, so each model receives exactly its own gradient; Adam is 
 as `torch.optim.Adam` over the stacked tensors (elementwise, so stacking does not change
 it). A candidate whose loss raises or goes non-finite is dropped
 from the sum; its neighbours in the batch are untouched because no gradient crosses models.
+
+A `TrainingScheme` is the hook for training schemes (lossevo.baselines.schemes): it turns a
+batch into per-model objectives (and may take its own step, e.g. SAM's two gradients). The
+base class is plain training, so `scheme=None` is exactly the loop without a hook.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from lossevo.models import Params, stacked_forward
-from lossevo.tasks import Budget
+from lossevo.tasks import Budget, Task
 
-__all__ = ["Group", "TrainResult", "data_orders", "make_adam", "train_models"]
+__all__ = [
+    "Batch",
+    "Group",
+    "SchemeContext",
+    "TrainResult",
+    "TrainingScheme",
+    "data_orders",
+    "make_adam",
+    "train_models",
+]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -65,27 +79,94 @@ def data_orders(seeds: Sequence[int], n: int, epochs: int) -> list[torch.Tensor]
     return orders
 
 
-def _group_losses(
+class _NothingAlive(Exception):
+    """Every candidate of the batch has been rejected: training stops."""
+
+
+def _per_sample(
     groups: Sequence[Group], alive: list[bool], failures: list[str | None],
     out: torch.Tensor, yb: torch.Tensor,
-) -> list[torch.Tensor]:
-    losses = []
+) -> torch.Tensor:
+    """(M, n) per-sample losses, each group's loss on its own rows; rows of rejected groups
+    are zeros (no gradient reaches their models)."""
+    rows = []
     for g, grp in enumerate(groups):
-        if not alive[g]:
-            continue
         k = grp.stop - grp.start
-        try:
-            per_sample = grp.loss(
-                out[grp.start:grp.stop].reshape(-1, out.shape[-1]),
-                yb[grp.start:grp.stop].reshape(-1),
-            )
-            if not per_sample.requires_grad:
-                raise ValueError("loss does not depend on the model outputs")
-            losses.append(per_sample.reshape(k, -1).mean(1))
-        except Exception as exc:  # a candidate's bug must not stop the batch
-            alive[g] = False
-            failures[g] = f"loss raised {type(exc).__name__}: {exc}"
-    return losses
+        if alive[g]:
+            try:
+                per_sample = grp.loss(
+                    out[grp.start:grp.stop].reshape(-1, out.shape[-1]),
+                    yb[grp.start:grp.stop].reshape(-1),
+                )
+                if not per_sample.requires_grad:
+                    raise ValueError("loss does not depend on the model outputs")
+                rows.append(per_sample.reshape(k, yb.shape[1]))
+                continue
+            except Exception as exc:  # a candidate's bug must not stop the batch
+                alive[g] = False
+                failures[g] = f"loss raised {type(exc).__name__}: {exc}"
+        rows.append(out.new_zeros(k, yb.shape[1]))
+    if not any(alive):
+        raise _NothingAlive
+    return torch.cat(rows)
+
+
+@dataclass(frozen=True)
+class SchemeContext:
+    """What a scheme may look at before training: the M models' training data (x (N, D) if
+    `shared_x` else (M, N, D); noisy labels y (M, N)), one seed per model for the scheme's own
+    randomness (models of the same instance share it), and the task (None outside fitness)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    shared_x: bool
+    n_classes: int
+    seeds: tuple[int, ...]
+    budget: Budget
+    task: Task | None = None
+
+
+@dataclass
+class Batch:
+    """One training step as a scheme sees it: inputs x (M, b, D), labels y (M, b), sample
+    indices idx (M, b) for per-sample state, the epoch, `forward(params, x)` -> outputs
+    (M, n, C), and `per_sample(outputs, y)` -> (M, n) losses of each candidate's base loss."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    idx: torch.Tensor
+    epoch: int
+    forward: Callable[[Params, torch.Tensor], torch.Tensor]
+    per_sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TrainingScheme:
+    """Plain training: per model, the mean of the base loss over the batch. Subclasses change
+    `objective` (reweighting, augmentation, adversarial inputs) or `gradients` (SAM)."""
+
+    name = "plain"
+
+    def applies_to(self, task: Task) -> str | None:
+        """None, or why this scheme cannot train on `task`."""
+        return None
+
+    def init_state(self, ctx: SchemeContext) -> Any:
+        """Per-run mutable state (e.g. per-sample targets); None when stateless."""
+        return None
+
+    def objective(self, state: Any, batch: Batch, params: Params) -> torch.Tensor:
+        """(M,) per-model objective whose gradient trains each model."""
+        return batch.per_sample(batch.forward(params, batch.x), batch.y).mean(1)
+
+    def gradients(
+        self, state: Any, batch: Batch, params: Params
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(per-model objective, gradients for the leaves of `params` in order)."""
+        per_model = self.objective(state, batch, params)
+        return per_model, torch.autograd.grad(per_model.sum(), list(params.values()))
+
+
+_PLAIN = TrainingScheme()
 
 
 def train_models(
@@ -97,9 +178,14 @@ def train_models(
     budget: Budget,
     order_seeds: Sequence[int],
     shared_x: bool,
+    scheme: TrainingScheme | None = None,
+    state: Any = None,
 ) -> TrainResult:
     """Train all stacked models for `budget.epochs` epochs (last batch partial, like a
-    DataLoader without drop_last). x: (N, D) if `shared_x` else (M, N, D); y: (M, N)."""
+    DataLoader without drop_last). x: (N, D) if `shared_x` else (M, N, D); y: (M, N).
+    `scheme` (with its `state` from `scheme.init_state`) changes the objective or the step;
+    an exception inside the scheme rejects every candidate still alive."""
+    scheme = _PLAIN if scheme is None else scheme
     device = y.device
     n_models, n = y.shape
     # Weights are stored with the memory layout vmap gives their gradients ((M, out, in) with
@@ -112,26 +198,31 @@ def train_models(
     alive = [True] * len(groups)
     rows = torch.arange(n_models, device=device).unsqueeze(1)
     bs = budget.batch_size
-    live_key: tuple[bool, ...] = ()
-    live = rows[:0, 0]
+
+    def forward(p: Params, xb: torch.Tensor) -> torch.Tensor:
+        return stacked_forward(module, p, xb, shared=False)
+
+    def per_sample(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return _per_sample(groups, alive, failures, out, yb)
+
     for epoch, order in enumerate(data_orders(order_seeds, n, budget.epochs)):
         order = order.to(device)
         finite = torch.ones(n_models, dtype=torch.bool, device=device)
         for start in range(0, n, bs):
             idx = order[:, start:start + bs]
             xb = x[idx] if shared_x else x[rows, idx]
-            out = stacked_forward(module, leaves, xb, shared=False)
-            losses = _group_losses(groups, alive, failures, out, torch.gather(y, 1, idx))
-            if not losses:
+            batch = Batch(xb, torch.gather(y, 1, idx), idx, epoch, forward, per_sample)
+            try:
+                per_model, grads = scheme.gradients(state, batch, leaves)
+            except _NothingAlive:
                 break
-            per_model = torch.cat(losses)
-            if live_key != tuple(alive):
-                live_key = tuple(alive)
-                live = torch.tensor(
-                    [m for gr, a in zip(groups, alive, strict=True) if a
-                     for m in range(gr.start, gr.stop)], device=device)
-            finite[live] &= torch.isfinite(per_model.detach())
-            grads = torch.autograd.grad(per_model.sum(), leaf_list)
+            except Exception as exc:  # the scheme itself failed: nothing can be trusted
+                for g in range(len(groups)):
+                    if alive[g]:
+                        alive[g] = False
+                        failures[g] = f"scheme {scheme!r} raised {type(exc).__name__}: {exc}"
+                break
+            finite &= torch.isfinite(per_model.detach())
             for leaf, grad in zip(leaf_list, grads, strict=True):
                 # The fused kernel needs the gradient in the parameter's own memory layout
                 # (it silently computes garbage otherwise).
