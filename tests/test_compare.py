@@ -111,6 +111,25 @@ def test_config_expands_all_and_reads_tables(schemes, tmp_path):
     assert cfg.tasks[1].budget.epochs == 2
 
 
+def test_evolved_run_directory_gives_its_top_n(tmp_path, monkeypatch):
+    import lossevo.report
+
+    run = tmp_path / "quick"
+    run.mkdir()
+    hof = [{"expression": QS, "fitness": [0.7]}, {"expression": "mul(y_true, y_pred)",
+                                                   "fitness": [0.6]}, {"expression": "y_pred"}]
+    monkeypatch.setattr(lossevo.report, "status",
+                        lambda d: {"hall_of_fame": hof} if Path(d).resolve() == run else {})
+    monkeypatch.chdir(tmp_path)  # relative paths resolve against the working directory
+    cfg = compare_config_from_mapping({"tasks": [TINY], "contenders": [
+        {"evolved": "quick", "top": 2}]})
+    assert [(c.label, c.expression, c.evolved) for c in cfg.contenders] == [
+        ("quick#1", QS, True), ("quick#2", "mul(y_true, y_pred)", True)]
+    with pytest.raises(ValueError, match="'contenders\\[0\\].top' = 0"):
+        compare_config_from_mapping({"tasks": [TINY], "contenders": [
+            {"evolved": "quick", "top": 0}]})
+
+
 # --- statistics -------------------------------------------------------------------------
 
 

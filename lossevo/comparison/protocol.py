@@ -155,14 +155,14 @@ def run_comparison(cfg: CompareConfig, *, device: str | None = None,
         step = 1 if b.name == "serial" else max(1, backend.workers)
         for lo in range(0, len(units), step):
             batch = units[lo:lo + step]
-            for unit, res in zip(batch, backend.map(run_unit, batch, return_exceptions=True),
-                                 strict=True):
+            outcomes = backend.map(run_unit, batch, return_exceptions=True)
+            for j, (unit, res) in enumerate(zip(batch, outcomes, strict=True)):
                 if isinstance(res, BaseException):  # a worker died: only its unit is lost
                     res = [_record(c["label"], unit["task"], "failed", f"worker error: {res}")
                            for c in unit["contenders"]]
                 results += res
                 if log is not None:
-                    log(_progress_line(res, min(lo + step, len(units)), len(units),
+                    log(_progress_line(res, lo + j + 1, len(units),
                                        time.perf_counter() - started))
     return sorted(results, key=lambda r: order[(r["task"], r["contender"])])
 

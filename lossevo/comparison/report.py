@@ -172,6 +172,7 @@ def _markdown(cfg: CompareConfig, rows: list[Row], plots: dict[str, list[str]],
               "| contender | " + " | ".join(t.name for t in cfg.tasks) + " | average rank |",
               "|" + "---|" * (len(cfg.tasks) + 2)]
     avg = {r["contender"]: r["average_rank"] for r in rows}
+    counted = {r["contender"]: r["ranked_tasks"] for r in rows}
     for label in sorted(labels, key=lambda k: (avg[k] is None, avg[k] or 0.0)):
         cells = []
         for t in cfg.tasks:
@@ -180,7 +181,9 @@ def _markdown(cfg: CompareConfig, rows: list[Row], plots: dict[str, list[str]],
             status = next(r["status"] for r in rows if r["contender"] == label
                           and r["task"] == t.name)
             cells.append(_fmt(hit["rank"], 1) if hit else status)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(avg[label], 2)} |")
+        note = f" ({counted[label]} of {len(cfg.tasks)} tasks)" if 0 < counted[label] < len(
+            cfg.tasks) else ""
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(avg[label], 2)}{note} |")
     lines += [""]
     if plots.get("", []):
         lines += ["## Across noise rates", ""] + [f"![{p}](plots/{p})" for p in plots[""]] + [""]
