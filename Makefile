@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: demo tour test test-all lint clean
+.PHONY: demo tour test test-all lint clean experiments exp-noisy-digits exp-shift exp-poly3 \
+	exp-noisy-cubic exp-model-selection
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,30 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check lossevo dro tests benchmarks experiments
+
+# The experiments of docs/results.md, one command each (`make experiments` runs them all).
+# A campaign whose run directory exists is resumed (a finished one returns at once).
+campaign = if [ -d $(2) ]; then $(BIN)/lossevo resume $(2); \
+	else $(BIN)/lossevo run $(1) --out $(2); fi
+experiments: exp-noisy-digits exp-shift exp-poly3 exp-noisy-cubic exp-model-selection
+
+exp-noisy-digits: $(STAMP)
+	$(call campaign,experiments/quickstart.toml,runs/noisy-digits)
+	$(BIN)/lossevo compare experiments/noisy-digits-compare.toml --out docs/results/noisy-digits
+
+exp-shift: $(STAMP)
+	$(call campaign,experiments/shift.toml,runs/shift)
+	$(BIN)/lossevo compare experiments/shift-compare.toml --out docs/results/shift
+
+exp-poly3: $(STAMP)
+	$(call campaign,experiments/poly3-outliers.toml,runs/poly3-outliers)
+	$(BIN)/lossevo compare experiments/poly3-compare.toml --out docs/results/poly3-outliers
+
+exp-noisy-cubic: $(STAMP)
+	$(BIN)/python experiments/noisy_cubic.py --out docs/results
+
+exp-model-selection: $(STAMP)
+	$(BIN)/python experiments/model_selection.py --out docs/results
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
