@@ -12,13 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["average_ranks", "min_wilcoxon_p", "q90_q10", "task_ranks", "wilcoxon_p"]
-
-
-def q90_q10(values: Sequence[float]) -> float:
-    """Spread between the 90th and 10th percentiles (linear interpolation, like numpy)."""
-    q90, q10 = np.quantile(np.asarray(values, dtype=np.float64), [0.9, 0.1])
-    return float(q90 - q10)
+__all__ = ["average_ranks", "min_wilcoxon_p", "task_ranks", "wilcoxon_p"]
 
 
 def min_wilcoxon_p(n: int) -> float:
