@@ -121,6 +121,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _noise_text(task: Any) -> str:
+    n = task.noise
+    if task.kind == "regression":
+        return (f"targets {n.target.value} σ={n.target_sigma:g}, outliers "
+                f"{n.outlier_fraction:g} × {n.outlier_scale:g}")
+    return f"labels {n.labels.value} {n.rate:g}"
+
+
 def _task_table(rows: list[Row], task: str) -> list[str]:
     ok = sorted((r for r in rows if r["task"] == task and r["status"] == "ok"),
                 key=lambda r: -r["worst_env"])
@@ -162,7 +170,7 @@ def _markdown(cfg: CompareConfig, rows: list[Row], plots: dict[str, list[str]],
         lines += [f"## {t}", "",
                   f"{task.dataset.value}, {task.model.kind.value} {list(task.model.widths)}, "
                   f"{task.budget.epochs} epochs, batch {task.budget.batch_size}, lr "
-                  f"{task.budget.lr:g}; noise {task.noise.labels.value} {task.noise.rate:g}; "
+                  f"{task.budget.lr:g}; noise {_noise_text(task)}; "
                   f"environments {', '.join(e.name for e in task.environments)}.", ""]
         lines += _task_table(rows, t)
         lines += [f"![{p}](plots/{p})" for p in plots.get(t, [])] + [""]
