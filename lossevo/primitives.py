@@ -129,6 +129,8 @@ class psqrt(sympy.Function):
     def eval(cls, a):
         if _is_num(a):
             return sympy.Float(math.sqrt(abs(float(a))))
+        if a.could_extract_minus_sign():  # even in a: one canonical sign, so equal keys
+            return cls(-a)
         return None
 
     def _latex(self, printer):
@@ -144,6 +146,8 @@ class plog(sympy.Function):
     def eval(cls, a):
         if _is_num(a):
             return sympy.Float(math.log(abs(float(a)) + EPS))
+        if a.could_extract_minus_sign():  # even in a: one canonical sign, so equal keys
+            return cls(-a)
         return None
 
     def _latex(self, printer):

@@ -2,10 +2,12 @@ import random
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import expressions
 
+from lossevo.compile import compile_expression
 from lossevo.parse import format_nodes, parse
 from lossevo.reference import evaluate_numpy
 from lossevo.symbolic import Y_PRED, Y_TRUE, canonical_key, to_latex, to_sympy
@@ -117,3 +119,12 @@ def test_invalid_text_raises_value_error():
         to_sympy("tan(y_pred)")
     with pytest.raises(ValueError):
         canonical_key("add(y_pred")
+
+
+@pytest.mark.parametrize("op", ["sqrt", "log"])
+def test_even_protected_functions_share_a_key_across_the_sign_of_their_argument(op):
+    a, b = f"{op}(sub(y_pred, y_true))", f"{op}(sub(y_true, y_pred))"
+    assert canonical_key(a) == canonical_key(b)
+    fa, fb = compile_expression(a), compile_expression(b)
+    y_pred, y_true = torch.linspace(-3, 3, 13), torch.linspace(2, -2, 13)
+    assert torch.equal(fa(y_pred, y_true), fb(y_pred, y_true))
