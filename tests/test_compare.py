@@ -112,13 +112,14 @@ def test_config_expands_all_and_reads_tables(schemes, tmp_path):
     assert cfg.tasks[1].budget.epochs == 2
 
 
-def test_evolved_run_directory_gives_its_top_n(tmp_path, monkeypatch):
+def test_evolved_run_directory_gives_its_top_n_distinct_functions(tmp_path, monkeypatch):
     import lossevo.report
 
     run = tmp_path / "quick"
     run.mkdir()
-    hof = [{"expression": QS, "fitness": [0.7]}, {"expression": "mul(y_true, y_pred)",
-                                                   "fitness": [0.6]}, {"expression": "y_pred"}]
+    copy_of_1 = "sub(sin(mul(log(y_pred), y_true)), exp(add(y_pred, y_true)))"  # same function
+    hof = [{"expression": QS, "fitness": [0.7]}, {"expression": copy_of_1, "fitness": [0.7]},
+           {"expression": "mul(y_true, y_pred)", "fitness": [0.6]}, {"expression": "y_pred"}]
     monkeypatch.setattr(lossevo.report, "status",
                         lambda d: {"hall_of_fame": hof} if Path(d).resolve() == run else {})
     monkeypatch.chdir(tmp_path)  # relative paths resolve against the working directory

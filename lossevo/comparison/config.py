@@ -135,8 +135,16 @@ def _evolved(item: dict[str, Any], where: str) -> list[Contender]:
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         _fail(f"{where}.top", top, "an integer >= 1")
     from lossevo.report import status
+    from lossevo.symbolic import canonical_key
 
-    hof = status(path)["hall_of_fame"][:top]
+    # the top N distinct functions: a run recorded before a normalization was added can hold
+    # two texts of one function (e.g. sqrt(a - b) and sqrt(b - a))
+    hof, keys = [], set()
+    for rec in status(path)["hall_of_fame"]:
+        key = canonical_key(rec["expression"])
+        if key not in keys and len(hof) < top:
+            keys.add(key)
+            hof.append(rec)
     if not hof:
         _fail(f"{where}.evolved", str(path), "a run directory with a non-empty hall of fame")
     base = label or path.name
