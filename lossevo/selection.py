@@ -47,7 +47,9 @@ def evaluate_instances(
     """Train `loss` on `task` for exactly these instance ids (one batch) and score them.
 
     Returns {} when the loss is rejected (probe, nan/inf): a setting that diverges is not a
-    candidate. Same (seed, ids) give the same numbers as the same ids inside a larger call.
+    candidate. An instance gets the same randomness inside any subset; its numbers can still
+    differ in the last bits when the batch shape changes (BLAS), and long training can amplify
+    that to a few test samples (measured: docs/results/model_selection.md).
     """
     ids = list(instance_ids)
     if not ids or any(not isinstance(k, int | np.integer) or k < 0 for k in ids):
@@ -169,7 +171,8 @@ def top_overlap(a: Sequence[int], b: Sequence[int], k: int) -> int:
 def replay_evaluator(cache: Sequence[Mapping[int, Mapping[str, Mapping[str, float]]]]
                      ) -> Evaluator:
     """An evaluator reading cached per-instance scores (cache[i][k]) instead of training:
-    legitimate because instance k's numbers depend only on (seed, k) and the setting."""
+    instance k's randomness depends only on (seed, k) and the setting, so a replayed race
+    sees the numbers a fresh one would, up to batch-shape rounding (see evaluate_instances)."""
     def run(i: int, ids: list[int]) -> InstanceScores:
         if not cache[i]:
             return {}

@@ -31,7 +31,9 @@ def test_subsets_equal_all_at_once(tiny):
     parts = evaluate_instances(CE, tiny, [0, 1], seed=3) | evaluate_instances(
         CE, tiny, [3, 2], seed=3)
     assert sorted(whole) == [0, 1, 2, 3]
-    assert parts == whole  # exact: instance k depends on (seed, k) only
+    # exact here: instance k depends on (seed, k) only, and at this size batch-shape rounding
+    # does not show (longer training can amplify it: docs/results/model_selection.md)
+    assert parts == whole
     assert set(whole[0]["accuracy"]) == {"clean", "gauss-0.3"}
 
 
