@@ -99,7 +99,19 @@ def _is_num(x: sympy.Expr) -> bool:
     return bool(x.is_Number)
 
 
-class pdiv(sympy.Function):
+class _Protected(sympy.Function):
+    """Base of the protected Functions: `evalf` evaluates the arguments first, so an exact
+    numeric argument such as sin(1) folds like a Float one (sympy's default evalf would look
+    for an mpmath function of the same name and give up)."""
+
+    def _eval_evalf(self, prec):
+        args = [a.evalf(prec) for a in self.args]
+        if all(_is_num(a) for a in args):
+            return self.func(*args)
+        return None
+
+
+class pdiv(_Protected):
     """Protected division ``a / b`` (see module docstring)."""
 
     nargs = 2
@@ -120,7 +132,7 @@ class pdiv(sympy.Function):
         return rf"\frac{{{a}}}{{{b}}}"
 
 
-class psqrt(sympy.Function):
+class psqrt(_Protected):
     """``sqrt(|a|)``."""
 
     nargs = 1
@@ -137,7 +149,7 @@ class psqrt(sympy.Function):
         return rf"\sqrt{{\left|{printer._print(self.args[0])}\right|}}"
 
 
-class plog(sympy.Function):
+class plog(_Protected):
     """``log(|a| + ε)``."""
 
     nargs = 1
@@ -154,7 +166,7 @@ class plog(sympy.Function):
         return rf"\log{{\left(\left|{printer._print(self.args[0])}\right| + \epsilon\right)}}"
 
 
-class pexp(sympy.Function):
+class pexp(_Protected):
     """``exp(min(a, 30))``."""
 
     nargs = 1

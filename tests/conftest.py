@@ -3,6 +3,12 @@ import sys
 
 import pytest
 import torch
+from hypothesis import settings
+
+# CI gates on a reproducible set of examples (HYPOTHESIS_PROFILE=ci, set by .ci/run); local
+# runs draw new ones each time, which is where property tests find new failures.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 sys.path.insert(0, os.path.dirname(__file__))  # shared test helpers (strategies.py)
 torch.set_num_threads(int(os.environ.get("LOSSEVO_TEST_THREADS", "1")))
