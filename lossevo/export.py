@@ -14,13 +14,13 @@ import keyword
 import math
 import numbers
 import os
-import tempfile
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from lossevo.atomic import write_atomic
 from lossevo.compile import broadcast_result, runtime_namespace, torch_source
 from lossevo.loss import KINDS, REDUCTIONS, SymbolicLoss, one_hot, per_sample_loss
 from lossevo.symbolic import to_latex, to_sympy
@@ -240,14 +240,5 @@ def export_loss(
     if not target.parent.is_dir():
         raise ValueError(f"directory {str(target.parent)!r} of export path does not exist")
     source = render_module(expr, kind=kind, fitness=fitness, metrics=metrics, name=name)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(source)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, source)
     return target

@@ -23,6 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lossevo.atomic import write_atomic
+
 __all__ = ["CheckpointError", "RunStore"]
 
 _MAGIC = b"LOSSEVO-CKPT-1\n"
@@ -53,15 +55,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing or corrupt; the message says which good one remains."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _versions() -> dict[str, str]:
     out = {}
     for dist in ("lossevo", "torch", "deap", "sympy", "numpy", "cvxpy", "scikit-learn"):
@@ -87,8 +80,8 @@ class RunStore:
             raise ValueError(f"run directory {str(self.root)!r} already holds a run; use "
                              f"'lossevo resume {self.root}' or another --out")
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / "config.toml", config_text.encode())
-        _atomic_write(self.root / "versions.json",
+        write_atomic(self.root / "config.toml", config_text.encode())
+        write_atomic(self.root / "versions.json",
                       json.dumps(_versions(), indent=2).encode())
         with self._db() as db:
             db.executescript(_SCHEMA)
@@ -135,7 +128,7 @@ class RunStore:
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         blob = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
         staged = self.root / ".checkpoint.staged"
-        _atomic_write(staged, blob)
+        write_atomic(staged, blob)
         if self.checkpoint_path.exists():
             os.replace(self.checkpoint_path, self.previous_path)
         os.replace(staged, self.checkpoint_path)

@@ -10,11 +10,10 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from lossevo.atomic import write_atomic
 from lossevo.comparison.config import CompareConfig
 from lossevo.comparison.stats import average_ranks, min_wilcoxon_p, task_ranks, wilcoxon_p
 
@@ -88,19 +87,6 @@ def build_rows(cfg: CompareConfig, results: list[dict[str, Any]]) -> list[Row]:
     for r in rows:
         r["average_rank"], r["ranked_tasks"] = avg.get(r["contender"], (None, 0))
     return rows
-
-
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv(rows: list[Row]) -> str:
@@ -221,7 +207,7 @@ def write_outputs(cfg: CompareConfig, results: list[dict[str, Any]], out: str | 
            "contenders": [c.to_dict() for c in cfg.contenders],
            "config": cfg.raw, "results": results,
            "rows": [{k: v for k, v in r.items()} for r in rows]}
-    _atomic_write(out / "compare.json", json.dumps(doc, indent=1, default=str) + "\n")
-    _atomic_write(out / "compare.csv", _csv(rows))
-    _atomic_write(out / "compare.md", _markdown(cfg, rows, plots, config_text, seconds))
+    write_atomic(out / "compare.json", json.dumps(doc, indent=1, default=str) + "\n")
+    write_atomic(out / "compare.csv", _csv(rows))
+    write_atomic(out / "compare.md", _markdown(cfg, rows, plots, config_text, seconds))
     return out
