@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from dro.convex.losses import LossSpec, cvxpy_losses, loss_and_derivative
-from dro.convex.program import LinearDROProgram
+from dro.convex.program import LinearDROProgram, linear_scores
 from dro.convex.worst_case import chi2_worst_case
 
 __all__ = ["chi2_objective", "chi2_program"]
@@ -24,10 +24,8 @@ def chi2_program(
     """Build the DPP cvxpy problem; its Parameter is sqrt(ρ)."""
     import cvxpy as cp
 
-    n, d = X.shape
-    w = cp.Variable(d)
-    b = cp.Variable() if fit_intercept else None
-    u = X @ w + b if b is not None else X @ w
+    n = X.shape[0]
+    w, b, u = linear_scores(X, fit_intercept)
     s = cp.Variable(n)
     eta = cp.Variable()  # min_η ‖s − η‖ is attained at mean(s); a free η keeps the cone sparse
     root_rho = cp.Parameter(nonneg=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from dro.convex.losses import LossSpec, cvxpy_losses, loss_and_derivative
-from dro.convex.program import LinearDROProgram
+from dro.convex.program import LinearDROProgram, linear_scores
 from dro.convex.worst_case import cvar_worst_case
 
 __all__ = ["cvar_objective", "cvar_program"]
@@ -21,10 +21,8 @@ def cvar_program(
     """Build the DPP cvxpy problem; its Parameter is 1/α."""
     import cvxpy as cp
 
-    n, d = X.shape
-    w = cp.Variable(d)
-    b = cp.Variable() if fit_intercept else None
-    u = X @ w + b if b is not None else X @ w
+    n = X.shape[0]
+    w, b, u = linear_scores(X, fit_intercept)
     eta = cp.Variable()
     inv_alpha = cp.Parameter(nonneg=True)
     excess = cp.Variable(n, nonneg=True)

@@ -13,7 +13,13 @@ import numpy as np
 
 from dro.errors import DROError, SolverError
 
-__all__ = ["DEFAULT_SOLVER", "LinearDROProgram", "ProgramResult", "installed_cvxpy_solvers"]
+__all__ = [
+    "DEFAULT_SOLVER",
+    "LinearDROProgram",
+    "ProgramResult",
+    "installed_cvxpy_solvers",
+    "linear_scores",
+]
 
 DEFAULT_SOLVER = "CLARABEL"
 
@@ -23,6 +29,15 @@ def installed_cvxpy_solvers() -> tuple[str, ...]:
     import cvxpy as cp
 
     return tuple(cp.installed_solvers())
+
+
+def linear_scores(X: np.ndarray, fit_intercept: bool) -> tuple[object, object | None, object]:
+    """The linear model's cvxpy variables and its scores: (w, b or None, X w + b)."""
+    import cvxpy as cp
+
+    w = cp.Variable(X.shape[1])
+    b = cp.Variable() if fit_intercept else None
+    return w, b, (X @ w + b if b is not None else X @ w)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from dro.convex.losses import LossSpec, cvxpy_losses, loss_and_derivative
-from dro.convex.program import LinearDROProgram
+from dro.convex.program import LinearDROProgram, linear_scores
 from dro.errors import InvalidParameterError
 
 __all__ = ["wasserstein_objective", "wasserstein_program"]
@@ -38,10 +38,8 @@ def wasserstein_program(
     import cvxpy as cp
 
     _check_kappa(spec, kappa)
-    n, d = X.shape
-    w = cp.Variable(d)
-    b = cp.Variable() if fit_intercept else None
-    u = X @ w + b if b is not None else X @ w
+    n = X.shape[0]
+    w, b, u = linear_scores(X, fit_intercept)
     eps = cp.Parameter(nonneg=True)
     wnorm = cp.norm(w, dual_p)
     to_obj = lambda v: v  # noqa: E731
