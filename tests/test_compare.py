@@ -215,6 +215,15 @@ def test_serial_equals_process_backend(tmp_path):
     assert serial[0]["metrics"]["accuracy.clean.mean"] > 0
 
 
+@pytest.mark.dask
+def test_dask_backend_equals_serial(tmp_path):
+    pytest.importorskip("dask.distributed")
+    contenders = ["ce", {"expression": QS, "label": "qs"}]
+    serial = cmp.run_comparison(_cfg(contenders, "serial"))
+    dask = cmp.run_comparison(_cfg(contenders, "dask", workers=2))  # loopback LocalCluster
+    assert [r["metrics"] for r in serial] == [r["metrics"] for r in dask]
+
+
 def test_failing_contender_is_recorded_not_fatal(monkeypatch):
     real = cmp._build
 
