@@ -172,6 +172,8 @@ class Campaign:
 
     def run_generations(self) -> None:
         cfg = self.cfg
+        if self.state["generation"] >= cfg.evolution.generations:
+            return  # a finished run: no workers to start
         with make_backend(cfg.backend.name, workers=cfg.backend.workers or None,
                           scheduler=cfg.backend.scheduler or None, chunk_size=1) as backend:
             self.log(f"task {cfg.task.name}: population {cfg.evolution.population}, "

@@ -190,3 +190,18 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, reference, capsys):
     shutil.copytree(reference, out)
     assert main(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_changes_nothing_and_starts_no_workers(tmp_path, monkeypatch,
+                                                                       reference):
+    run = tmp_path / "done"
+    shutil.copytree(reference, run)
+    before = (run / "checkpoint.pkl").read_bytes(), len(RunStore(run).candidates())
+
+    def no_backend(*args, **kwargs):
+        raise AssertionError("a finished run must not start workers")
+
+    monkeypatch.setattr(campaign, "make_backend", no_backend)
+    campaign.resume(run, quiet=True)
+    assert ((run / "checkpoint.pkl").read_bytes(), len(RunStore(run).candidates())) == before
+    assert _hof(run) == _hof(reference)
