@@ -23,6 +23,17 @@ _EPILOG = """examples:
 """
 
 
+def _add_work_options(p: argparse.ArgumentParser, where: str) -> None:
+    """Backend, workers, scheduler, device and quiet: shared by `run` and `compare`."""
+    p.add_argument("--backend", choices=("serial", "process", "dask"),
+                   help=f"where {where} (default: the config's, else process)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--device", help="torch device for training, e.g. cpu or cuda:0 "
+                   "(default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lossevo", description="Evolve loss functions by genetic programming and measure "
@@ -33,14 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="start a campaign from a TOML config into a run directory")
     r.add_argument("config", type=Path, help="campaign TOML file (see experiments/)")
     r.add_argument("--out", type=Path, required=True, help="new run directory")
-    r.add_argument("--backend", choices=("serial", "process", "dask"),
-                   help="where candidates are evaluated (default: the config's, else process)")
-    r.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    r.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    _add_work_options(r, "candidates are evaluated")
     r.add_argument("--seed", type=int, help="campaign seed (default: the config's, else 0)")
-    r.add_argument("--device", help="torch device for training, e.g. cpu or cuda:0 "
-                   "(default: cuda when available)")
-    r.add_argument("--quiet", action="store_true", help="no progress output")
 
     s = sub.add_parser("resume", help="continue a run from its last complete generation")
     s.add_argument("run_dir", type=Path)
@@ -67,15 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                        "same tasks and instances; write compare.csv/.json/.md and plots")
     c.add_argument("config", type=Path, help="comparison TOML file (see docs/compare.md)")
     c.add_argument("--out", type=Path, required=True, help="output directory")
-    c.add_argument("--backend", choices=("serial", "process", "dask"),
-                   help="where units are trained (default: the config's, else process)")
-    c.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    c.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    _add_work_options(c, "units are trained")
     c.add_argument("--instances", type=int, help="instances per contender and task "
                    "(default: the config's, else 8)")
-    c.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda when "
-                   "available)")
-    c.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
