@@ -179,13 +179,18 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return data
 
 
-def load_config(path: str | Path, **overrides: Any) -> CampaignConfig:
-    """Read a campaign TOML file; ``overrides`` replace backend fields or the seed."""
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad TOML is a ValueError naming `what` and
+    the path."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
+        raise ValueError(f"{what} {str(path)!r} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    return config_from_mapping(apply_overrides(data, overrides))
+        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path, **overrides: Any) -> CampaignConfig:
+    """Read a campaign TOML file; ``overrides`` replace backend fields or the seed."""
+    return config_from_mapping(apply_overrides(read_toml(path), overrides))

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lossevo.config import BACKENDS, Backend
+from lossevo.config import BACKENDS, Backend, read_toml
 from lossevo.tasks import Task, load_task
 
 __all__ = [
@@ -293,13 +292,7 @@ def compare_config_from_mapping(data: dict[str, Any]) -> CompareConfig:
 def load_compare_config(path: str | Path, **overrides: Any) -> CompareConfig:
     """Read a comparison TOML file. ``overrides``: backend ``name``/``workers``/``scheduler``
     and ``instances`` (None = keep the file's)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"compare config file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"compare config file {str(path)!r} is not valid TOML: {exc}") from None
+    data = read_toml(path, "compare config file")
     backend = dict(data.get("backend", {})) if isinstance(data.get("backend"), dict) else None
     for key in ("name", "workers", "scheduler"):
         if overrides.get(key) is not None:
