@@ -26,7 +26,14 @@ import torch
 
 from lossevo.backends import make_backend
 from lossevo.config import CampaignConfig, apply_overrides, config_from_mapping, load_config
-from lossevo.evolution import hall_of_fame, initial_expressions, offspring, pareto_front, select
+from lossevo.evolution import (
+    hall_of_fame,
+    initial_expressions,
+    novelty_checker,
+    offspring,
+    pareto_front,
+    select,
+)
 from lossevo.fitness import evaluate_many
 from lossevo.parse import parse
 from lossevo.store import RunStore
@@ -101,20 +108,6 @@ class Campaign:
         return {"evaluated": len(children) - hits, "hits": hits,
                 "rejected": sum(1 for c in children if c["rejected"])}
 
-    def _seen_checker(self) -> Callable[[str], bool]:
-        """True for an expression whose function was evaluated before or already drawn in
-        this generation (then remembered, so two equal new children count as a repeat)."""
-        cache, drawn = self.state["cache"], set()
-
-        def seen(expression: str) -> bool:
-            key = canonical_key(expression)
-            if key in cache or key in drawn:
-                return True
-            drawn.add(key)
-            return False
-
-        return seen
-
     def _number(self, children: list[Record], generation: int) -> None:
         for child in children:
             child["id"] = self.state["next_id"]
@@ -187,7 +180,7 @@ class Campaign:
                                 for e in initial_expressions(cfg, self.rng)]
                 else:
                     children = offspring(cfg, self.state["population"], self.rng,
-                                         seen=self._seen_checker())
+                                         seen=novelty_checker(self.state["cache"]))
                 counts = self._evaluate(children, backend)
                 self._number(children, generation)
                 pool = children if generation == 0 else self.state["population"] + children

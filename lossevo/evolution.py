@@ -9,7 +9,7 @@ plus expression size (minimized), as DEAP's ``selNSGA2`` computes it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from functools import lru_cache
 from typing import Any
 
@@ -18,9 +18,18 @@ from deap import tools
 from lossevo.config import CampaignConfig
 from lossevo.grammar import Individual, build_pset, from_text
 from lossevo.probes import check_expression
+from lossevo.symbolic import canonical_key
 from lossevo.variation import crossover, generate, mutate, within_limits
 
-__all__ = ["FLOOR", "hall_of_fame", "initial_expressions", "offspring", "pareto_front", "select"]
+__all__ = [
+    "FLOOR",
+    "hall_of_fame",
+    "initial_expressions",
+    "novelty_checker",
+    "offspring",
+    "pareto_front",
+    "select",
+]
 
 # Rejected candidates score -inf; selection needs finite values, so they sit on this floor,
 # dominated by every candidate that trained.
@@ -66,6 +75,22 @@ def initial_expressions(cfg: CampaignConfig, rng: random.Random) -> list[str]:
 @lru_cache(maxsize=65536)
 def _passes(expr: str, kind: str) -> bool:
     return not check_expression(expr, kind)
+
+
+def novelty_checker(known: Container[str]) -> Callable[[str], bool]:
+    """``seen`` for :func:`offspring`: True for an expression whose canonical key is in
+    `known` (e.g. the fitness cache) or was already drawn through this checker, so two equal
+    new children count as a repeat too."""
+    drawn: set[str] = set()
+
+    def seen(expression: str) -> bool:
+        key = canonical_key(expression)
+        if key in known or key in drawn:
+            return True
+        drawn.add(key)
+        return False
+
+    return seen
 
 
 def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random,

@@ -4,7 +4,7 @@ import random
 from pathlib import Path
 
 from lossevo.config import load_config
-from lossevo.evolution import initial_expressions, offspring, select
+from lossevo.evolution import initial_expressions, novelty_checker, offspring, select
 from lossevo.symbolic import canonical_key
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
@@ -21,16 +21,7 @@ def test_offspring_avoids_functions_already_seen():
     pop = _population(cfg, random.Random(0))
     known = {r["canonical_key"] for r in pop}
     plain = offspring(cfg, pop, random.Random(1))
-    drawn: set[str] = set()
-
-    def seen(expr: str) -> bool:
-        key = canonical_key(expr)
-        if key in known or key in drawn:
-            return True
-        drawn.add(key)
-        return False
-
-    novel = offspring(cfg, pop, random.Random(1), seen=seen)
+    novel = offspring(cfg, pop, random.Random(1), seen=novelty_checker(known))
 
     def repeats(kids):
         return sum(canonical_key(c["expression"]) in known for c in kids)
