@@ -53,19 +53,26 @@ def _mixed_objective(batch: Batch, params: Params, x: torch.Tensor, lam: torch.T
 
 
 @dataclass(frozen=True, repr=False)
-class Mixup(BaselineScheme):
+class _ImageAugment(BaselineScheme):
+    """Base of the image augmentations: 8×8 digits only; their draws come from per-instance
+    seed streams."""
+
+    images_only = True
+
+    def init_state(self, ctx: SchemeContext) -> SeedStreams:
+        return SeedStreams(ctx.seeds, ctx.y.device)
+
+
+@dataclass(frozen=True, repr=False)
+class Mixup(_ImageAugment):
     """mixup (Zhang et al. 2018): x̃ = λx_i + (1−λ)x_j, λ ~ Beta(α, α) per batch; α = 1.0 is
     their CIFAR value (0.2 for ImageNet); α = 0 means λ = 1 (no mixing)."""
 
     name = "mixup"
-    images_only = True
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
         self._number("alpha", 0.0)
-
-    def init_state(self, ctx: SchemeContext) -> SeedStreams:
-        return SeedStreams(ctx.seeds, ctx.y.device)
 
     def objective(self, state: SeedStreams, batch: Batch, params: Params) -> torch.Tensor:
         b = batch.x.shape[1]
@@ -94,19 +101,15 @@ def _cutmix_box(r: np.random.Generator, alpha: float) -> np.ndarray:
 
 
 @dataclass(frozen=True, repr=False)
-class Cutmix(BaselineScheme):
+class Cutmix(_ImageAugment):
     """CutMix (Yun et al. 2019, α = 1.0): a box from a partner image pasted in; labels mixed by
     the box's exact area, λ = 1 − area/64 on the 8×8 digits."""
 
     name = "cutmix"
-    images_only = True
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
         self._number("alpha", 0.0)
-
-    def init_state(self, ctx: SchemeContext) -> SeedStreams:
-        return SeedStreams(ctx.seeds, ctx.y.device)
 
     def objective(self, state: SeedStreams, batch: Batch, params: Params) -> torch.Tensor:
         boxes = state.draw(lambda r: _cutmix_box(r, self.alpha))
@@ -129,19 +132,15 @@ def cutout_mask(centres: torch.Tensor, size: int, side: int = _SIDE) -> torch.Te
 
 
 @dataclass(frozen=True, repr=False)
-class Cutout(BaselineScheme):
+class Cutout(_ImageAugment):
     """Cutout (DeVries & Taylor 2017): one zeroed square per image, centre uniform; side 4 of
     8 pixels (their CIFAR-10 patch, 16 of 32, in proportion)."""
 
     name = "cutout"
-    images_only = True
     size: int = 4
 
     def __post_init__(self) -> None:
         self._integer("size", 0)
-
-    def init_state(self, ctx: SchemeContext) -> SeedStreams:
-        return SeedStreams(ctx.seeds, ctx.y.device)
 
     def objective(self, state: SeedStreams, batch: Batch, params: Params) -> torch.Tensor:
         b = batch.x.shape[1]
