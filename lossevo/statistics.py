@@ -3,9 +3,14 @@
 Metric names follow one pattern: `<metric>.<environment>.<statistic>`, where metric is
 accuracy (classification), r2 or mse (regression), or sharpness; environment is an
 `Environment.name` (e.g. `clean`, `gauss-0.1`, `fgsm-0.05`) or `worst_env` (per instance the
-worst environment: lowest accuracy/R², highest MSE); statistic is mean, std (population, ddof=0),
-q90_q10 (spread between the 90th and 10th percentiles) or min. The metric and statistic never
-contain dots; the environment may (parse with split('.', 1) and rsplit('.', 1)).
+worst environment: lowest accuracy/R², highest MSE); statistic is mean, std (sample, ddof=1;
+0.0 for a single instance), q90_q10 (spread between the 90th and 10th percentiles) or min. The
+metric and statistic never contain dots; the environment may (parse with split('.', 1) and
+rsplit('.', 1)).
+
+One instance has no measurable spread: its std is 0.0 rather than NaN so that a fitness using
+`-<metric>.worst_env.std` stays finite (and neutral: every candidate gets 0) in campaigns run
+with instances = 1. Reports that show the spread to a reader blank it below two instances.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ def summarize(per_instance: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str,
             v = np.asarray(values, dtype=np.float64)
             q90, q10 = np.quantile(v, [0.9, 0.1])
             metrics[f"{metric}.{env}.mean"] = float(v.mean())
-            metrics[f"{metric}.{env}.std"] = float(v.std())
+            metrics[f"{metric}.{env}.std"] = float(v.std(ddof=1)) if v.size > 1 else 0.0
             metrics[f"{metric}.{env}.q90_q10"] = float(q90 - q10)
             metrics[f"{metric}.{env}.min"] = float(v.min())
     return metrics

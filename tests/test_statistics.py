@@ -21,7 +21,8 @@ def test_summary_statistics():
     values = np.array([0.1, 0.2, 0.3, 0.4, 1.0])
     m = summarize({"accuracy": {"clean": values}})
     assert m["accuracy.clean.mean"] == pytest.approx(0.4)
-    assert m["accuracy.clean.std"] == pytest.approx(values.std())
+    assert m["accuracy.clean.std"] == pytest.approx(values.std(ddof=1))  # sample std
+    assert m["accuracy.clean.std"] == pytest.approx(np.sqrt(0.5 / 4))  # squares sum to 0.5
     assert m["accuracy.clean.min"] == pytest.approx(0.1)
     q90, q10 = np.quantile(values, [0.9, 0.1])
     assert m["accuracy.clean.q90_q10"] == pytest.approx(q90 - q10)
@@ -38,3 +39,11 @@ def test_fitness_vector_signs_and_errors():
     # a constant predictor is perfectly stable but its level ranks it last
     assert fitness_vector({"accuracy.worst_env.mean": 0.1, "accuracy.worst_env.std": 0.0},
                           spec) < fitness_vector(metrics, spec)
+
+
+def test_single_instance_std_is_zero_so_fitness_stays_finite():
+    m = summarize(with_worst_env({"accuracy": {"clean": np.array([0.7]),
+                                               "gauss-0.1": np.array([0.6])}}))
+    assert m["accuracy.clean.std"] == 0.0 and m["accuracy.worst_env.std"] == 0.0
+    f = fitness_vector(m, ("accuracy.worst_env.mean", "-accuracy.worst_env.std"))
+    assert f == (pytest.approx(0.6), 0.0) and all(np.isfinite(f))

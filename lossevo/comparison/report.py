@@ -13,15 +13,27 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lossevo.atomic import write_atomic
 from lossevo.comparison.config import CompareConfig
-from lossevo.comparison.stats import average_ranks, min_wilcoxon_p, task_ranks, wilcoxon_p
+from lossevo.comparison.stats import (
+    BOOTSTRAP_LEVEL,
+    BOOTSTRAP_RESAMPLES,
+    EXACT_MAX_N,
+    average_ranks,
+    bootstrap_mean_ci,
+    holm,
+    min_wilcoxon_p,
+    task_ranks,
+    wilcoxon_p,
+)
 
 __all__ = ["CSV_COLUMNS", "build_rows", "write_outputs"]
 
 CSV_COLUMNS = ("contender", "task", "metric", "status", "mean", "std", "q90_q10", "min",
-               "worst_env", "worst_env_std", "wilcoxon_p", "vs", "rank", "seconds", "evolved",
-               "reason")
+               "worst_env", "worst_env_std", "wilcoxon_p", "holm_p", "mean_diff", "diff_ci_low",
+               "diff_ci_high", "vs", "rank", "seconds", "evolved", "reason")
 
 Row = dict[str, Any]
 
@@ -51,8 +63,10 @@ def _baselines(cfg: CompareConfig, rows: list[Row]) -> dict[str, str | None]:
 
 
 def build_rows(cfg: CompareConfig, results: list[dict[str, Any]]) -> list[Row]:
-    """One row per (contender, task): clean-environment statistics, worst-env mean and std,
-    per-environment means, Wilcoxon p against the reference, rank within the task."""
+    """One row per (contender, task): clean-environment statistics, worst-env mean and std
+    (blank below two instances), per-environment means, against the reference the Wilcoxon p,
+    its Holm adjustment over the task's contenders and the mean paired worst-env difference
+    (contender − reference) with its bootstrap interval, rank within the task."""
     evolved = {c.label for c in cfg.contenders if c.evolved}
     rows: list[Row] = []
     for res in results:
@@ -71,6 +85,8 @@ def build_rows(cfg: CompareConfig, results: list[dict[str, Any]]) -> list[Row]:
             row["envs"] = {e: met[f"{m}.{e}.mean"] for e in res["per_instance"][m]
                            if e != "worst_env"}
             row["worst_instances"] = list(res["per_instance"][m]["worst_env"])
+            if len(row["worst_instances"]) < 2:  # summarize's 0.0 is no measured spread
+                row["std"] = row["worst_env_std"] = None
         rows.append(row)
     refs = _baselines(cfg, rows)
     per_task: dict[str, dict[str, float]] = {}
@@ -82,11 +98,24 @@ def build_rows(cfg: CompareConfig, results: list[dict[str, Any]]) -> list[Row]:
             r["rank"] = per_task[task.name][label]
             r["vs"] = ref or ""
             if ref is not None and label != ref:
-                r["wilcoxon_p"] = wilcoxon_p(r["worst_instances"], ok[ref]["worst_instances"])
+                _paired(r, ok[ref], cfg.seed)
+        adjusted = holm({k: r.get("wilcoxon_p") for k, r in ok.items() if k != ref})
+        for label, p in adjusted.items():
+            ok[label]["holm_p"] = p
     avg = average_ranks(per_task)
     for r in rows:
         r["average_rank"], r["ranked_tasks"] = avg.get(r["contender"], (None, 0))
     return rows
+
+
+def _paired(row: Row, ref: Row, seed: int) -> None:
+    """Wilcoxon p and mean paired difference with its interval; a fresh generator from the
+    comparison seed per pair, so an interval depends only on its own two contenders."""
+    d = np.asarray(row["worst_instances"], dtype=np.float64) - np.asarray(
+        ref["worst_instances"], dtype=np.float64)
+    row["wilcoxon_p"] = wilcoxon_p(row["worst_instances"], ref["worst_instances"])
+    row["mean_diff"] = float(d.mean())
+    row["diff_ci_low"], row["diff_ci_high"] = bootstrap_mean_ci(d, np.random.default_rng(seed))
 
 
 def _csv(rows: list[Row]) -> str:
@@ -107,6 +136,18 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _pm(mean: Any, std: Any) -> str:
+    return _fmt(mean) if std is None else f"{_fmt(mean)} ± {_fmt(std)}"
+
+
+def _diff(r: Row) -> str:
+    if r.get("mean_diff") is None:
+        return "–"
+    ci = ("" if r.get("diff_ci_low") is None
+          else f" [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]")
+    return f"{r['mean_diff']:+.3f}{ci}"
+
+
 def _noise_text(task: Any) -> str:
     n = task.noise
     if task.kind == "regression":
@@ -123,15 +164,20 @@ def _task_table(rows: list[Row], task: str) -> list[str]:
     envs = [e for e in ok[0]["envs"] if e != "clean"]  # clean has its own columns
     ref = ok[0]["vs"]
     lines = ["| rank | contender | worst_env | clean mean ± std | q90_q10 | min | "
-             + " | ".join(envs) + f" | Wilcoxon p vs {ref or '–'} | s |",
-             "|" + "---|" * (8 + len(envs))]
+             + " | ".join(envs) + f" | Δ worst_env vs {ref or '–'} [95% CI] | Wilcoxon p | "
+             "Holm p | s |",
+             "|" + "---|" * (10 + len(envs))]
     for r in ok:
         name = f"**{r['contender']}**" if r["evolved"] else r["contender"]
         envcells = " | ".join(_fmt(r["envs"].get(e)) for e in envs)
-        p = "reference" if r["contender"] == ref else _fmt(r.get("wilcoxon_p"), 4)
-        lines.append(f"| {_fmt(r['rank'], 1)} | {name} | {_fmt(r['worst_env'])} ± "
-                     f"{_fmt(r['worst_env_std'])} | {_fmt(r['mean'])} ± {_fmt(r['std'])} | "
-                     f"{_fmt(r['q90_q10'])} | {_fmt(r['min'])} | {envcells} | {p} | "
+        if r["contender"] == ref:
+            stats = "reference | reference | reference"
+        else:
+            stats = (f"{_diff(r)} | {_fmt(r.get('wilcoxon_p'), 4)} | "
+                     f"{_fmt(r.get('holm_p'), 4)}")
+        lines.append(f"| {_fmt(r['rank'], 1)} | {name} | "
+                     f"{_pm(r['worst_env'], r['worst_env_std'])} | {_pm(r['mean'], r['std'])} | "
+                     f"{_fmt(r['q90_q10'])} | {_fmt(r['min'])} | {envcells} | {stats} | "
                      f"{r['seconds']:.1f} |")
     return [*lines, ""]
 
@@ -147,9 +193,16 @@ def _markdown(cfg: CompareConfig, rows: list[Row], plots: dict[str, list[str]],
              f"order for every contender), total {seconds:.1f} s.", "",
              "Scores: `worst_env` is the mean over instances of each instance's worst test "
              "environment; `clean` the clean test split (accuracy, or R² on regression). "
-             "Evolved contenders are in **bold**. The Wilcoxon column is the two-sided paired "
-             "signed-rank test over instances of worst-env scores against the reference "
-             f"({ref}). With n = {n} instances the smallest possible p is 2/2^n = "
+             "Evolved contenders are in **bold**. ± is the sample standard deviation over "
+             "instances (ddof 1; not shown with one instance). Against the reference "
+             f"({ref}): Δ is the mean over instances of the paired worst-env difference "
+             "(contender − reference; > 0: the contender is better) with its "
+             f"{BOOTSTRAP_LEVEL:.0%} percentile bootstrap interval ({BOOTSTRAP_RESAMPLES} "
+             f"resamples of the instances, seed {cfg.seed}; with few instances it is too "
+             "narrow); Wilcoxon p is the two-sided paired signed-rank test over instances of "
+             f"worst-env scores (exact for up to {EXACT_MAX_N} non-zero differences, zero "
+             "differences dropped); Holm p adjusts it across the contenders of the task. "
+             f"With n = {n} instances the smallest possible p is 2/2^n = "
              f"{min_wilcoxon_p(n):.4g}.", ""]
     for task in cfg.tasks:
         t = task.name
@@ -203,6 +256,10 @@ def write_outputs(cfg: CompareConfig, results: list[dict[str, Any]], out: str | 
     plots = write_plots(cfg, rows, out / "plots")
     doc = {"seed": cfg.seed, "instances": cfg.instances, "baseline": cfg.baseline,
            "min_wilcoxon_p": min_wilcoxon_p(cfg.instances), "seconds": seconds,
+           "statistics": {"std_ddof": 1, "wilcoxon_exact_max_n": EXACT_MAX_N,
+                          "wilcoxon_zero_method": "wilcox", "p_adjust": "holm",
+                          "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+                          "bootstrap_level": BOOTSTRAP_LEVEL, "bootstrap_seed": cfg.seed},
            "tasks": [t.name for t in cfg.tasks],
            "contenders": [c.to_dict() for c in cfg.contenders],
            "config": cfg.raw, "results": results,
