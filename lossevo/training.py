@@ -14,7 +14,7 @@ base class is plain training, so `scheme=None` is exactly the loop without a hoo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,15 +68,14 @@ def _like(leaf: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(leaf).copy_(grad)
 
 
-def data_orders(seeds: Sequence[int], n: int, epochs: int) -> list[torch.Tensor]:
+def data_orders(seeds: Sequence[int], n: int, epochs: int) -> Iterator[torch.Tensor]:
     """Per epoch, a (len(seeds), n) tensor of permutations, one generator per seed (CPU),
-    so a model's data order depends only on its own seed."""
+    so a model's data order depends only on its own seed. Built one epoch at a time: memory
+    does not grow with the number of epochs."""
     gens = {s: torch.Generator().manual_seed(int(s)) for s in dict.fromkeys(seeds)}
-    orders = []
     for _ in range(epochs):
         perms = {s: torch.randperm(n, generator=g) for s, g in gens.items()}
-        orders.append(torch.stack([perms[s] for s in seeds]))
-    return orders
+        yield torch.stack([perms[s] for s in seeds])
 
 
 class _NothingAlive(Exception):
@@ -169,6 +168,19 @@ class TrainingScheme:
 _PLAIN = TrainingScheme()
 
 
+def _weight_l1(groups: Sequence[Group], n_models: int, device: torch.device
+               ) -> torch.Tensor | None:
+    """(M,) weight δ of the penalty δ‖θ‖₁ that each model's loss asks for through a
+    `weight_l1` attribute (ANL-CE); None when no loss asks for one."""
+    deltas = [float(getattr(grp.loss, "weight_l1", 0.0) or 0.0) for grp in groups]
+    if not any(deltas):
+        return None
+    per_model = torch.zeros(n_models, device=device)
+    for grp, delta in zip(groups, deltas, strict=True):
+        per_model[grp.start:grp.stop] = delta
+    return per_model
+
+
 def train_models(
     module: torch.nn.Module,
     params: Params,
@@ -184,7 +196,9 @@ def train_models(
     """Train all stacked models for `budget.epochs` epochs (last batch partial, like a
     DataLoader without drop_last). x: (N, D) if `shared_x` else (M, N, D); y: (M, N).
     `scheme` (with its `state` from `scheme.init_state`) changes the objective or the step;
-    an exception inside the scheme rejects every candidate still alive."""
+    an exception inside the scheme rejects every candidate still alive. A loss with a
+    `weight_l1` attribute δ > 0 (ANL-CE) gets δ·sign(θ), the subgradient of δ‖θ‖₁, added to
+    its own models' gradients at every step, whatever the scheme."""
     scheme = _PLAIN if scheme is None else scheme
     device = y.device
     n_models, n = y.shape
@@ -194,6 +208,7 @@ def train_models(
                   else v.detach().clone()).requires_grad_(True) for k, v in params.items()}
     leaf_list = list(leaves.values())
     opt = make_adam(leaf_list, budget)
+    l1 = _weight_l1(groups, n_models, device)
     failures: list[str | None] = [None] * len(groups)
     alive = [True] * len(groups)
     rows = torch.arange(n_models, device=device).unsqueeze(1)
@@ -223,6 +238,9 @@ def train_models(
                         failures[g] = f"scheme {scheme!r} raised {type(exc).__name__}: {exc}"
                 break
             finite &= torch.isfinite(per_model.detach())
+            if l1 is not None:  # the subgradient δ·sign(θ) of a loss's δ‖θ‖₁, per model
+                grads = tuple(g + l1.view(-1, *[1] * (g.dim() - 1)) * leaf.detach().sign()
+                              for leaf, g in zip(leaf_list, grads, strict=True))
             for leaf, grad in zip(leaf_list, grads, strict=True):
                 # The fused kernel needs the gradient in the parameter's own memory layout
                 # (it silently computes garbage otherwise).

@@ -32,10 +32,15 @@ def _ce(logits=LOGITS, targets=TARGETS):
 
 def test_names_and_defaults():
     assert set(LOSSES) == {"ce", "mae", "mse", "label_smoothing", "huber", "focal", "gce",
-                           "sce", "nce_rce", "taylor_ce", "bi_tempered", "ganetic", "ngl"}
+                           "sce", "nce_rce", "taylor_ce", "bi_tempered", "ganetic", "ngl",
+                           "anl_ce", "nce_agce", "nce_aul", "ce_eps_mae", "js", "poly1",
+                           "logit_clip"}
     assert REGRESSION_LOSSES == ("mse", "mae", "huber")
     assert loss_defaults("gce") == {"q": 0.7}
-    assert loss_defaults("sce") == {"alpha": 0.1, "beta": 1.0, "A": -4.0}
+    # official MNIST settings; A = log 1e-4 from the one-hot clipped at 1e-4 in their code
+    assert loss_defaults("sce") == pytest.approx({"alpha": 0.01, "beta": 1.0, "A": -9.2103404})
+    assert loss_defaults("nce_rce") == pytest.approx({"alpha": 1.0, "beta": 10.0,
+                                                      "A": -9.2103404})
     assert loss_defaults("huber", "regression") == {"delta": 1.0}
 
 
@@ -57,8 +62,9 @@ def test_repr_is_readable_and_unique():
                                    delta=0.5).sum(-1)),
     ("focal", lambda: -(1 - _p_true()) ** 2 * torch.log(_p_true())),
     ("gce", lambda: (1 - _p_true() ** 0.7) / 0.7),
-    ("sce", lambda: 0.1 * _ce() + 4.0 * (1 - _p_true())),
-    ("nce_rce", lambda: _ce() / -torch.log_softmax(LOGITS, -1).sum(-1) + 4.0 * (1 - _p_true())),
+    ("sce", lambda: 0.01 * _ce() + math.log(1e4) * (1 - _p_true())),
+    ("nce_rce", lambda: _ce() / -torch.log_softmax(LOGITS, -1).sum(-1)
+     + 10 * math.log(1e4) * (1 - _p_true())),
     ("taylor_ce", lambda: (1 - _p_true()) + (1 - _p_true()) ** 2 / 2),
     ("ganetic", lambda: (torch.softmax(LOGITS, -1) ** 3
                          + torch.sqrt(3.985 * _one_hot() / (torch.softmax(LOGITS, -1) + 1e-8)

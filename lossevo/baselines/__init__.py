@@ -1,8 +1,17 @@
-"""Named baselines for `lossevo compare`: robust losses (`losses`) and training schemes
-(`schemes`) with their papers' recommended hyperparameters."""
+"""Named baselines for `lossevo compare`: robust losses (`losses`, the 2021–2024 frontier in
+`frontier`) and training schemes (`schemes`) with their official defaults, and per loss a small
+declared tuning grid (`TUNING_GRIDS`, `grid_points`)."""
 
-from lossevo.baselines.losses import LOSSES, REGRESSION_LOSSES, build_loss, loss_defaults
+from lossevo.baselines.losses import (
+    LOSSES,
+    REGRESSION_LOSSES,
+    REGRESSION_TUNING_GRIDS,
+    TUNING_GRIDS,
+    build_loss,
+    grid_points,
+    loss_defaults,
+)
 from lossevo.baselines.schemes import SCHEMES, build_scheme
 
-__all__ = ["LOSSES", "REGRESSION_LOSSES", "SCHEMES", "build_loss", "build_scheme",
-           "loss_defaults"]
+__all__ = ["LOSSES", "REGRESSION_LOSSES", "REGRESSION_TUNING_GRIDS", "SCHEMES", "TUNING_GRIDS",
+           "build_loss", "build_scheme", "grid_points", "loss_defaults"]

@@ -3,12 +3,15 @@
 `build_loss("gce", q=0.5)` returns a `PerSampleLoss`: a small frozen, picklable object
 (outputs, targets) -> (n,) losses, the contract shared with `lossevo.evaluate` and `dro.nn`.
 Classification losses take logits (n, C) and class indices (n,); regression losses take
-predictions (n,) or (n, 1) and float targets (n,). Hyperparameters default to each paper's
-recommended values; its `repr` (`gce(q=0.7)`) labels the contender in result tables.
+predictions (n,) or (n, 1) and float targets (n,). Hyperparameters default to the official
+code's values for the MNIST family where it has them, else the paper's; its `repr`
+(`gce(q=0.7)`) labels the contender in result tables. `TUNING_GRIDS` declares, per loss, the
+few values of its main hyperparameters that a fair tuning on validation may try.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lossevo.baselines import frontier
 from lossevo.loss import one_hot, per_sample_loss
 
-__all__ = ["KINDS", "LOSSES", "REGRESSION_LOSSES", "PerSampleLoss", "build_loss",
-           "loss_defaults"]
+__all__ = ["KINDS", "LOSSES", "REGRESSION_LOSSES", "REGRESSION_TUNING_GRIDS", "TUNING_GRIDS",
+           "PerSampleLoss", "build_loss", "grid_points", "loss_defaults"]
 
 KINDS = ("classification", "regression")
 Tensor = torch.Tensor
@@ -51,6 +55,8 @@ class _Interval:
 _POSITIVE = _Interval(0.0, lo_closed=False)
 _NONNEG = _Interval(0.0)
 _NEGATIVE = _Interval(hi=0.0, hi_closed=False)
+_UNIT_OPEN = _Interval(0.0, 1.0, lo_closed=False, hi_closed=False)
+_LOG_1E4 = math.log(1e-4)  # RCE's A: the official SCE/APL code clips the one-hot at 1e-4
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class _Spec:
     fn: Callable[..., Tensor]  # (outputs, targets, **params) -> (n,)
     defaults: dict[str, float]
     ranges: dict[str, _Interval]
+    # The hyperparameter that is the weight δ of a δ‖θ‖₁ penalty on the model's parameters
+    # (not passed to `fn`; the trainer applies it, see `PerSampleLoss.weight_l1`).
+    weight_l1: str | None = None
 
 
 # ---- classification -------------------------------------------------------------------------
@@ -123,13 +132,15 @@ def _rce(logits: Tensor, targets: Tensor, A: float) -> Tensor:
 
 
 def _sce(logits: Tensor, targets: Tensor, alpha: float, beta: float, A: float) -> Tensor:
-    """Symmetric CE α·CE + β·RCE (Wang et al., ICCV 2019; CIFAR-10: α = 0.1, β = 1, A = −4)."""
+    """Symmetric CE α·CE + β·RCE (Wang et al., ICCV 2019; official MNIST α = 0.01, β = 1,
+    A = log 1e-4)."""
     return alpha * _ce(logits, targets) + beta * _rce(logits, targets, A)
 
 
 def _nce_rce(logits: Tensor, targets: Tensor, alpha: float, beta: float, A: float) -> Tensor:
     """Active-passive loss α·NCE + β·RCE, NCE = log p_y / Σ_k log p_k (Ma et al., ICML 2020,
-    "Normalized Loss Functions for Deep Learning with Noisy Labels"; CIFAR-10: α = β = 1).
+    "Normalized Loss Functions for Deep Learning with Noisy Labels"; official MNIST α = 1,
+    β = 10).
     The denominator is ≥ C log C > 0, so NCE is finite for all finite logits."""
     log_p = torch.log_softmax(logits, dim=-1)
     nce = log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1) / log_p.sum(-1)
@@ -208,9 +219,9 @@ _CLASSIFICATION: dict[str, _Spec] = {
     "huber": _Spec(_huber, {"delta": 0.5}, {"delta": _POSITIVE}),
     "focal": _Spec(_focal, {"gamma": 2.0}, {"gamma": _NONNEG}),
     "gce": _Spec(_gce, {"q": 0.7}, {"q": _Interval(0.0, 1.0, lo_closed=False)}),
-    "sce": _Spec(_sce, {"alpha": 0.1, "beta": 1.0, "A": -4.0},
+    "sce": _Spec(_sce, {"alpha": 0.01, "beta": 1.0, "A": _LOG_1E4},
                  {"alpha": _NONNEG, "beta": _NONNEG, "A": _NEGATIVE}),
-    "nce_rce": _Spec(_nce_rce, {"alpha": 1.0, "beta": 1.0, "A": -4.0},
+    "nce_rce": _Spec(_nce_rce, {"alpha": 1.0, "beta": 10.0, "A": _LOG_1E4},
                      {"alpha": _NONNEG, "beta": _NONNEG, "A": _NEGATIVE}),
     "taylor_ce": _Spec(_taylor_ce, {"t": 2}, {"t": _Interval(1.0, integer=True)}),
     # t2 < 1 needs the reference code's binary-search normalization, which is not implemented.
@@ -219,6 +230,20 @@ _CLASSIFICATION: dict[str, _Spec] = {
                           "num_iters": _Interval(1.0, integer=True)}),
     "ganetic": _Spec(_ganetic, {}, {}),
     "ngl": _Spec(_ngl, {}, {}),
+    # the stateless frontier (lossevo.baselines.frontier)
+    "anl_ce": _Spec(frontier.anl_ce,
+                    {"alpha": 1.0, "beta": 1.0, "delta": 1e-6},
+                    {"alpha": _NONNEG, "beta": _NONNEG, "delta": _NONNEG}, weight_l1="delta"),
+    "nce_agce": _Spec(frontier.nce_agce, {"alpha": 0.0, "beta": 1.0, "a": 4.0, "q": 0.2},
+                      {"alpha": _NONNEG, "beta": _NONNEG, "a": _POSITIVE, "q": _POSITIVE}),
+    "nce_aul": _Spec(frontier.nce_aul, {"alpha": 0.0, "beta": 1.0, "a": 3.0, "q": 0.1},
+                     {"alpha": _NONNEG, "beta": _NONNEG, "a": _Interval(1.0, lo_closed=False),
+                      "q": _POSITIVE}),
+    "ce_eps_mae": _Spec(frontier.ce_eps_mae, {"alpha": 0.01, "beta": 5.0, "m": 1e5},
+                        {"alpha": _NONNEG, "beta": _NONNEG, "m": _NONNEG}),
+    "js": _Spec(frontier.js, {"pi1": 0.7}, {"pi1": _UNIT_OPEN}),
+    "poly1": _Spec(frontier.poly1, {"eps": 1.0}, {"eps": _Interval(-1.0)}),
+    "logit_clip": _Spec(frontier.logit_clip, {"tau": 1.0}, {"tau": _POSITIVE}),
 }
 
 # ---- regression -----------------------------------------------------------------------------
@@ -258,6 +283,39 @@ _REGRESSION: dict[str, _Spec] = {
 LOSSES: tuple[str, ...] = tuple(_CLASSIFICATION)
 REGRESSION_LOSSES: tuple[str, ...] = tuple(_REGRESSION)
 
+# ---- tuning grids ---------------------------------------------------------------------------
+# Per loss, the values of its main hyperparameters a fair tuning on validation may try: the
+# grid is the Cartesian product, at most 4 points per loss, the others stay at their defaults.
+# Training uses Adam, which ignores a constant loss scale: for a weighted sum only the ratio
+# of the weights matters, so one weight is tuned and the other fixed. Sources: docs/baselines.md.
+TUNING_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "ce": {},
+    "mae": {},
+    "mse": {},
+    "label_smoothing": {"eps": (0.05, 0.1, 0.2, 0.4)},
+    "huber": {"delta": (0.1, 0.25, 0.5, 1.0)},
+    "focal": {"gamma": (0.5, 1.0, 2.0, 5.0)},
+    "gce": {"q": (0.3, 0.5, 0.7, 0.9)},
+    "sce": {"alpha": (0.01, 0.1, 1.0, 10.0)},
+    "nce_rce": {"beta": (0.1, 1.0, 10.0, 100.0)},
+    "taylor_ce": {"t": (1, 2, 4, 6)},
+    "bi_tempered": {"t1": (0.6, 0.8), "t2": (1.2, 2.0)},
+    "ganetic": {},
+    "ngl": {},
+    "anl_ce": {"alpha": (1.0, 10.0), "beta": (1.0, 5.0)},
+    "nce_agce": {"a": (4.0, 6.0), "q": (0.2, 1.5)},
+    "nce_aul": {"a": (3.0, 6.3), "q": (0.1, 1.5)},
+    "ce_eps_mae": {"alpha": (0.01, 0.05), "m": (1e3, 1e5)},
+    "js": {"pi1": (0.1, 0.3, 0.7, 0.9)},
+    "poly1": {"eps": (-1.0, 1.0, 2.0, 5.0)},
+    "logit_clip": {"tau": (0.4, 0.667, 1.0, 2.0)},
+}
+REGRESSION_TUNING_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "mse": {},
+    "mae": {},
+    "huber": {"delta": (0.5, 1.0, 1.345, 2.0)},
+}
+
 
 def _registry(kind: str) -> dict[str, _Spec]:
     if kind == "classification":
@@ -285,7 +343,17 @@ class PerSampleLoss:
     params: tuple[tuple[str, float], ...] = ()
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        return _spec(self.name, self.kind).fn(outputs, targets, **dict(self.params))
+        spec = _spec(self.name, self.kind)
+        params = {k: v for k, v in self.params if k != spec.weight_l1}
+        return spec.fn(outputs, targets, **params)
+
+    @property
+    def weight_l1(self) -> float:
+        """δ of the penalty δ‖θ‖₁ on the model's parameters that this loss asks of the
+        trainer (`lossevo.training.train_models` adds δ·sign(θ) to each of its models'
+        gradients); 0 for a pure function of the outputs. Calling the loss never includes it."""
+        key = _spec(self.name, self.kind).weight_l1
+        return float(dict(self.params)[key]) if key is not None else 0.0
 
     def __repr__(self) -> str:
         if not self.params:
@@ -294,8 +362,16 @@ class PerSampleLoss:
 
 
 def loss_defaults(name: str, kind: str = "classification") -> dict[str, float]:
-    """The paper-recommended hyperparameters of a named loss."""
+    """The default hyperparameters of a named loss (official code, MNIST family where given)."""
     return dict(_spec(name, kind).defaults)
+
+
+def grid_points(name: str, kind: str = "classification") -> list[dict[str, float]]:
+    """The points of the loss's declared tuning grid, as `build_loss` overrides (the Cartesian
+    product of `TUNING_GRIDS[name]`); `[{}]` (the defaults alone) when nothing is tuned."""
+    _spec(name, kind)
+    grid = (TUNING_GRIDS if kind == "classification" else REGRESSION_TUNING_GRIDS)[name]
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
 def build_loss(name: str, kind: str = "classification", **params: float) -> PerSampleLoss:
