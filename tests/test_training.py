@@ -79,5 +79,5 @@ def test_per_model_inputs_and_orders():
                        Budget(epochs=1, batch_size=8), [5, 5], shared_x=False)
     out = stacked_forward(module, res.params, xs, shared=False)
     assert torch.isfinite(out).all() and res.failures == [None]
-    orders = data_orders([5, 6, 5], 20, 2)
+    orders = list(data_orders([5, 6, 5], 20, 2))
     assert torch.equal(orders[0][0], orders[0][2]) and not torch.equal(orders[0][0], orders[1][0])
