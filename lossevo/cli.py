@@ -134,16 +134,35 @@ def _dispatch(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from lossevo.store import CheckpointError
+    from lossevo.errors import CampaignFailed
+    from lossevo.store import RunDirError
 
     try:
         _dispatch(args)
-    except (ValueError, CheckpointError, FileNotFoundError) as exc:
+    except CampaignFailed as exc:
+        print(f"lossevo: campaign failed: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, RunDirError) as exc:
         print(f"lossevo: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lossevo: interrupted; the last complete generation is kept: "
-              "continue with 'lossevo resume'", file=sys.stderr)
+    except OSError as exc:  # a read-only or full disk, a missing file, a path that is a file
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"lossevo: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # the backend has already stopped its workers
+        hint = ""
+        if args.command == "compare":  # CompareInterrupted says what was kept
+            hint = str(exc) or (f"finished units are kept in {args.out / 'units'}; rerun the "
+                                "same compare with the same --out to reuse them")
+        elif args.command in ("run", "resume"):
+            from lossevo.store import RunStore
+
+            where = args.out if args.command == "run" else args.run_dir
+            kept = ("the last complete generation is kept"
+                    if RunStore(where).checkpoint_path.exists()
+                    else "no generation was complete yet")
+            hint = f"{kept}: continue with 'lossevo resume {where}'"
+        print(f"lossevo: interrupted{'; ' if hint else ''}{hint}", file=sys.stderr)
         return 130
     return 0
 

@@ -7,6 +7,7 @@ except ``task``. Strings become enums and paths here, once, at the edge.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,13 @@ __all__ = [
 ]
 
 BACKENDS = ("serial", "process", "dask")
+# Upper bounds: far above any campaign that finishes, low enough that a typo (an extra
+# three zeros) gets a message instead of filling the machine's memory. lossevo.sizing
+# refuses combinations that are each allowed but together too large.
+MAX_POPULATION = 100_000
+MAX_GENERATIONS = 100_000
+MAX_INSTANCES = 4096
+MAX_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -50,18 +58,22 @@ class Evolution:
     constant_probability: float = 0.3
 
     def __post_init__(self):
-        _check(self.population >= 2, "evolution.population", self.population, "an integer >= 2")
-        _check(self.offspring >= 1, "evolution.offspring", self.offspring, "an integer >= 1")
-        _check(self.generations >= 0, "evolution.generations", self.generations,
-               "an integer >= 0")
+        _check(2 <= self.population <= MAX_POPULATION, "evolution.population", self.population,
+               f"an integer in [2, {MAX_POPULATION}]")
+        _check(1 <= self.offspring <= MAX_POPULATION, "evolution.offspring", self.offspring,
+               f"an integer in [1, {MAX_POPULATION}]")
+        _check(0 <= self.generations <= MAX_GENERATIONS, "evolution.generations",
+               self.generations, f"an integer in [0, {MAX_GENERATIONS}]")
         _check(0 <= self.crossover_rate <= 1, "evolution.crossover_rate", self.crossover_rate,
                "a float in [0, 1]")
         _check(0 <= self.mutation_rate <= 1 - self.crossover_rate, "evolution.mutation_rate",
                self.mutation_rate, "a float in [0, 1 - crossover_rate]")
         _check(self.primitive_set in PRESETS, "evolution.primitive_set", self.primitive_set,
                ", ".join(PRESETS))
-        _check(self.hall_of_fame >= 1, "evolution.hall_of_fame", self.hall_of_fame,
-               "an integer >= 1")
+        _check(1 <= self.hall_of_fame <= MAX_POPULATION, "evolution.hall_of_fame",
+               self.hall_of_fame, f"an integer in [1, {MAX_POPULATION}]")
+        _check(0 <= self.constant_probability <= 1, "evolution.constant_probability",
+               self.constant_probability, "a float in [0, 1]")
         for name, w in self.mutation_weights.items():
             _check(name in MUTATIONS, "evolution.mutation_weights", name, ", ".join(MUTATIONS))
             _check(w >= 0, f"evolution.mutation_weights.{name}", w, "a float >= 0")
@@ -80,8 +92,10 @@ class Backend:
 
     def __post_init__(self):
         _check(self.name in BACKENDS, "backend.name", self.name, ", ".join(BACKENDS))
-        _check(self.workers >= 0, "backend.workers", self.workers, "an integer >= 0")
-        _check(self.chunk >= 1, "backend.chunk", self.chunk, "an integer >= 1")
+        _check(0 <= self.workers <= MAX_CHUNK, "backend.workers", self.workers,
+               f"an integer in [0, {MAX_CHUNK}] (0: one per core)")
+        _check(1 <= self.chunk <= MAX_CHUNK, "backend.chunk", self.chunk,
+               f"an integer in [1, {MAX_CHUNK}]")
 
 
 @dataclass(frozen=True)
@@ -97,12 +111,56 @@ class CampaignConfig:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
-        _check(self.instances >= 1, "instances", self.instances, "an integer >= 1")
+        _check(1 <= self.instances <= MAX_INSTANCES, "instances", self.instances,
+               f"an integer in [1, {MAX_INSTANCES}]")
+        _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        for i, expr in enumerate(self.evolution.seed_expressions):
+            _check_seed_expression(f"evolution.seed_expressions[{i}]", expr, self)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ValueError(f"config key {key!r} = {value!r} is not allowed; allowed: {allowed}")
+
+
+def _check_seed_expression(key: str, expr: str, cfg: CampaignConfig) -> None:
+    """A seed expression parses, uses the primitive set and fits the bloat limits."""
+    from lossevo.grammar import build_pset, from_text
+
+    try:
+        tree = from_text(expr, build_pset(cfg.evolution.primitive_set))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"config key {key!r} = {expr!r} is not a valid expression: "
+                         f"{exc}") from None
+    lim = cfg.limits
+    _check(len(tree) <= lim.max_size and tree.height <= lim.max_height, key, expr,
+           f"an expression within limits.max_size = {lim.max_size} and limits.max_height = "
+           f"{lim.max_height} (this one has size {len(tree)}, height {tree.height}); raise "
+           f"the limits or shorten it")
+
+
+def _typed(key: str, value: Any, annotation: str) -> Any:
+    """``value`` checked against a field's annotation: TOML gives ints, floats, strings,
+    lists and tables, and a float where an int belongs (``population = 6.5``) or a string
+    where a list belongs must be named here, not fail later as a TypeError."""
+    if annotation == "int":
+        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+    elif annotation == "float":
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool)
+               and math.isfinite(value), key, value, "a finite number")
+        return float(value)
+    elif annotation == "str":
+        _check(isinstance(value, str), key, value, "a string")
+    elif annotation == "bool":
+        _check(isinstance(value, bool), key, value, "true or false")
+    elif annotation.startswith("tuple[str"):
+        _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
+               key, value, "a list of strings")
+        return tuple(value)
+    elif annotation.startswith("dict[str, float]"):
+        _check(isinstance(value, dict), key, value, "a table of numbers")
+        return {k: _typed(f"{key}.{k}", v, "float") for k, v in value.items()}
+    return value
 
 
 def _section(name: str, cls: type, data: Any) -> Any:
@@ -116,13 +174,15 @@ def _section(name: str, cls: type, data: Any) -> Any:
             raise ValueError(
                 f"unknown config key '{name}.{key}'; allowed: {', '.join(sorted(fields))}"
             )
-    values = dict(data)
-    if "seed_expressions" in values:
-        values["seed_expressions"] = tuple(values["seed_expressions"])
+    values = {k: _typed(f"{name}.{k}", v, str(fields[k].type)) for k, v in data.items()}
     try:
         return cls(**values)
     except TypeError as exc:
         raise ValueError(f"config table {name!r}: {exc}") from None
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if msg.startswith("config key") else
+                         f"config table {name!r}: {msg}") from None
 
 
 def _task(data: Any) -> Task:
@@ -158,10 +218,10 @@ def config_from_mapping(data: dict[str, Any]) -> CampaignConfig:
         evolution=_section("evolution", Evolution, data.get("evolution")),
         limits=_section("limits", Limits, data.get("limits")),
         constants=_section("constants", ConstantSpec, data.get("constants")),
-        instances=int(data.get("instances", 4)),
+        instances=_typed("instances", data.get("instances", 4), "int"),
         racing=None if racing is None else _section("racing", Racing, racing),
         backend=_section("backend", Backend, data.get("backend")),
-        seed=int(data.get("seed", 0)),
+        seed=_typed("seed", data.get("seed", 0), "int"),
         raw=data,
     )
 

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 
 from lossevo.primitives import lookup, names
 
-__all__ = ["TERMINALS", "Node", "format_nodes", "parse"]
+__all__ = ["MAX_DEPTH", "TERMINALS", "Node", "format_nodes", "parse"]
 
 TERMINALS = ("y_pred", "y_true")
+# Deepest nesting of primitives accepted. sympy, the compiler and DEAP recurse over trees, so
+# an expression nested thousands deep would end in RecursionError (sympy's sort keys, with a
+# cold cache, failed from about 180 alternating div/mul levels here); no useful loss comes near.
+MAX_DEPTH = 100
 
 _TOKEN = re.compile(r"\s*(?:(?P<punct>[(),])|(?P<word>[^\s(),]+))")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -112,6 +116,9 @@ def parse(text: str) -> list[Node]:
             node = _operand(tok, pos, following)
             nodes.append(node)
             if node.kind == "primitive":
+                if len(stack) >= MAX_DEPTH:
+                    raise ValueError(f"expression nests deeper than {MAX_DEPTH} primitives "
+                                     f"(at position {pos}); at most {MAX_DEPTH} allowed")
                 stack.append([node, 0])
                 i += 2  # the primitive and its '('
                 continue

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lossevo.store import RunStore
+from lossevo.store import RunStore, reason_class
 from lossevo.symbolic import to_latex, to_sympy
 
 __all__ = ["status", "write_report"]
@@ -81,7 +81,7 @@ def _plots(store: RunStore, state: dict[str, Any], rows: list[dict[str, Any]]) -
     names.append("pareto.png")
     plt.close(fig)
 
-    reasons = Counter(_reason_class(r["reason"]) for r in rows if r["status"] == "rejected")
+    reasons = Counter(reason_class(r["reason"]) for r in rows if r["status"] == "rejected")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if reasons:
         labels, counts = zip(*reasons.most_common(), strict=True)
@@ -92,12 +92,6 @@ def _plots(store: RunStore, state: dict[str, Any], rows: list[dict[str, Any]]) -
     names.append("rejections.png")
     plt.close(fig)
     return names
-
-
-def _reason_class(reason: str | None) -> str:
-    """Group rejection reasons without their numbers (e.g. the rejection test's errors)."""
-    text = (reason or "unknown").split("(")[0].strip()
-    return text[:60]
 
 
 def write_report(run_dir: str | Path, top: int = 10) -> Path:

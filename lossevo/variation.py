@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from deap import gp
 
 from lossevo.grammar import ConstantSpec, constant_terminal
+from lossevo.parse import MAX_DEPTH
 
 __all__ = [
     "MUTATIONS",
@@ -43,8 +44,11 @@ class Limits:
                 "limits: need 1 <= init_min_height <= init_max_height <= max_height, got "
                 f"{self.init_min_height}, {self.init_max_height}, {self.max_height}"
             )
-        if self.max_size < 3:
-            raise ValueError(f"limits: max_size must be >= 3, got {self.max_size}")
+        if not 3 <= self.max_size <= 1000:
+            raise ValueError(f"limits: max_size must be in [3, 1000], got {self.max_size}")
+        if self.max_height > MAX_DEPTH:
+            raise ValueError(f"limits: max_height must be <= {MAX_DEPTH} (the deepest nesting "
+                             f"an expression may have), got {self.max_height}")
 
 
 def _terminal(pset: gp.PrimitiveSet, rng: random.Random, consts: ConstantSpec, p_const: float):

@@ -99,14 +99,14 @@ def test_resume_after_kill_9_mid_generation(tmp_path, reference):
 def test_corrupt_checkpoint_gives_clear_error_and_keeps_previous(tmp_path, reference, capsys):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
-    ckpt = out / "checkpoint.pkl"
+    ckpt = out / "checkpoint.json"
     data = bytearray(ckpt.read_bytes())
     data[-10] ^= 0xFF
     ckpt.write_bytes(bytes(data))
     assert main(["status", str(out)]) == 2
     err = capsys.readouterr().err
     assert "corrupt" in err and "--use-previous" in err
-    assert (out / "checkpoint.prev.pkl").is_file()
+    assert (out / "checkpoint.prev.json").is_file()
     assert main(["resume", str(out), "--use-previous", "--quiet"]) == 0
     assert _hof(out) == _hof(reference)
 
@@ -196,12 +196,12 @@ def test_resuming_a_finished_run_changes_nothing_and_starts_no_workers(tmp_path,
                                                                        reference):
     run = tmp_path / "done"
     shutil.copytree(reference, run)
-    before = (run / "checkpoint.pkl").read_bytes(), len(RunStore(run).candidates())
+    before = (run / "checkpoint.json").read_bytes(), len(RunStore(run).candidates())
 
     def no_backend(*args, **kwargs):
         raise AssertionError("a finished run must not start workers")
 
     monkeypatch.setattr(campaign, "make_backend", no_backend)
     campaign.resume(run, quiet=True)
-    assert ((run / "checkpoint.pkl").read_bytes(), len(RunStore(run).candidates())) == before
+    assert ((run / "checkpoint.json").read_bytes(), len(RunStore(run).candidates())) == before
     assert _hof(run) == _hof(reference)

@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from strategies import expressions
 
 from lossevo.grammar import build_pset, from_text
-from lossevo.parse import format_nodes, parse
+from lossevo.parse import MAX_DEPTH, format_nodes, parse
+from lossevo.probes import check_expression
 
 
 @given(expressions)
@@ -60,7 +61,13 @@ def test_integer_and_negative_constants_round_trip():
     assert format_nodes(parse(text)) == text
 
 
-def test_deep_tree_parses_without_recursion_limit():
-    depth = 5000
-    text = "sin(" * depth + "y_pred" + ")" * depth
-    assert len(parse(text)) == depth + 1
+def test_nesting_depth_is_bounded_with_a_clear_error():
+    """Up to MAX_DEPTH nested primitives parse and go through the whole symbolic path;
+    deeper ones (10,000 raised RecursionError in sympy before) get a message."""
+    ok = "exp(" * MAX_DEPTH + "y_pred" + ")" * MAX_DEPTH
+    assert len(parse(ok)) == MAX_DEPTH + 1
+    assert isinstance(check_expression(ok), list)
+    deep = "exp(" * 10_000 + "y_pred" + ")" * 10_000
+    for call in (parse, check_expression):
+        with pytest.raises(ValueError, match=f"nests deeper than {MAX_DEPTH}"):
+            call(deep)
