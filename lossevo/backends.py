@@ -1,9 +1,16 @@
 """Map backends: the one seam for parallel evaluation (DEAP's ``toolbox.register("map", ...)``).
 
-Every backend offers ``map(fn, items)`` with results in input order. ``fn`` must be a picklable
-module-level function (or a ``functools.partial`` of one) and the items plain data; trees travel
-as text. An exception raised for one item never loses the others: it is caught in the worker
-and either returned in its slot (``return_exceptions=True``) or re-raised after all finished.
+Every backend offers ``map(fn, items)`` with results in input order, and ``as_completed(fn,
+items)`` yielding ``(index, result)`` as each item finishes (so a caller can keep finished work
+before the rest is done). ``fn`` must be a picklable module-level function (or a
+``functools.partial`` of one) and the items plain data; trees travel as text. An exception
+raised for one item never loses the others: it is caught in the worker and either returned in
+its slot (``return_exceptions=True``) or re-raised after all finished.
+
+Ctrl-C: a terminal sends SIGINT to every process of its group, workers included. Process
+workers ignore it, so none dies mid-item and strands its result; the parent alone gets
+``KeyboardInterrupt``, and a backend left by an exception (``with`` block, interrupted ``map``)
+terminates its workers instead of waiting for them.
 
 - ``serial``: in-process, for debugging and tiny runs.
 - ``process``: a long-lived ``multiprocess`` pool (spawned: forking a parent that already ran
@@ -23,6 +30,7 @@ import math
 import os
 import pickle
 import random
+import signal
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -65,6 +73,41 @@ def _single_torch_thread() -> None:
         torch.set_num_threads(1)
 
 
+def _worker_init() -> None:
+    """Pool initializer: Ctrl-C is the parent's to handle (it terminates the pool).
+
+    Workers start with SIGINT ignored (inherited, see :func:`_sigint_held`); this keeps it so
+    for workers the pool starts later, and unblocks it on platforms that inherit the mask.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _single_torch_thread()
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """While a pool starts, SIGINT is ignored and blocked in the parent. Spawned workers
+    inherit the *ignore* (an exec keeps SIG_IGN; the signal mask is reset by the spawn, as
+    measured here), so a Ctrl-C while a worker still imports cannot kill it with a traceback
+    before :func:`_worker_init` runs. The block holds a Ctrl-C that arrives meanwhile for
+    the parent: it is delivered, to the restored handler, when the pool is up."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no process-group SIGINT
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the block alone is what can be done
+        handler = None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _portable(exc: BaseException) -> BaseException:
     """The exception itself if it survives pickling, else a RemoteError summary."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -83,6 +126,10 @@ def _guarded(fn: Callable[[Any], Any], item: Any) -> tuple[bool, Any]:
         return False, _portable(exc)
 
 
+def _guarded_indexed(fn: Callable[[Any], Any], pair: tuple[int, Any]) -> tuple[int, bool, Any]:
+    return (pair[0], *_guarded(fn, pair[1]))
+
+
 def _guarded_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[tuple[bool, Any]]:
     _single_torch_thread()
     return [_guarded(fn, item) for item in chunk]
@@ -95,6 +142,11 @@ def _unpack(outcomes: Iterable[tuple[bool, Any]], return_exceptions: bool) -> li
             raise value
         results.append(value)
     return results
+
+
+def _aborted(exc: BaseException) -> bool:
+    """Ctrl-C, SystemExit, a closed generator: the caller gave up on the unfinished items."""
+    return not isinstance(exc, Exception)
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -130,8 +182,25 @@ class Backend:
                 results.append(exc)
         return results
 
+    def as_completed(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+                     return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(item))`` as each item finishes (any order). A failing item
+        raises when it comes up (unfinished items are then abandoned), or yields its
+        exception with ``return_exceptions=True``."""
+        for i, item in enumerate(items):
+            try:
+                yield i, fn(item)
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                yield i, exc
+
     def close(self) -> None:
-        """Release workers; a later ``map`` starts them again."""
+        """Release workers, letting them finish; a later ``map`` starts them again."""
+
+    def terminate(self) -> None:
+        """Stop workers now, abandoning unfinished items (Ctrl-C); a later ``map`` restarts."""
+        self.close()
 
     def _chunk_size(self, n_items: int) -> int:
         if self.chunk_size is not None:
@@ -141,8 +210,12 @@ class Backend:
     def __enter__(self) -> Backend:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        # leaving on an exception (Ctrl-C above all): unfinished work is of no use to anyone
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(workers={self._workers})"
@@ -162,7 +235,8 @@ class _ProcessBackend(Backend):
             import multiprocess  # dill-based: pickles partials
 
             context = multiprocess.get_context("spawn")
-            self._pool = context.Pool(self._workers, initializer=_single_torch_thread)
+            with _sigint_held():
+                self._pool = context.Pool(self._workers, initializer=_worker_init)
         return self._pool
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
@@ -170,15 +244,44 @@ class _ProcessBackend(Backend):
         items = list(items)
         if not items:
             return []
-        pool = self._ensure_pool()
-        outcomes = pool.map(functools.partial(_guarded, fn), items,
-                            chunksize=self._chunk_size(len(items)))
+        try:
+            pool = self._ensure_pool()
+            outcomes = pool.map(functools.partial(_guarded, fn), items,
+                                chunksize=self._chunk_size(len(items)))
+        except BaseException as exc:
+            if _aborted(exc):
+                self.terminate()
+            raise
         return _unpack(outcomes, return_exceptions)
+
+    def as_completed(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+                     return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
+        items = list(items)
+        if not items:
+            return
+        try:
+            pool = self._ensure_pool()
+            for i, ok, value in pool.imap_unordered(
+                    functools.partial(_guarded_indexed, fn), enumerate(items),
+                    chunksize=self._chunk_size(len(items))):
+                if not ok and not return_exceptions:
+                    raise value
+                yield i, value
+        except BaseException:
+            # an early exit leaves items running in the pool: stop them
+            self.terminate()
+            raise
 
     def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.close()
+            pool.join()
+
+    def terminate(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
             pool.join()
 
 
@@ -247,8 +350,50 @@ class _DaskBackend(Backend):
         with _random_state_kept():
             futures = client.map(functools.partial(_guarded_chunk, fn), chunks, key=keys,
                                  pure=False)
-            outcomes = client.gather(futures)
+            try:
+                outcomes = client.gather(futures)
+            except BaseException as exc:
+                if _aborted(exc):
+                    self._cancel(futures)
+                raise
         return _unpack((o for chunk in outcomes for o in chunk), return_exceptions)
+
+    def as_completed(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+                     return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
+        items = list(items)
+        if not items:
+            return
+        from dask.distributed import as_completed
+
+        client = self._ensure_client()
+        size = self._chunk_size(len(items))
+        chunks = _chunks(items, size)
+        token = uuid.uuid4().hex
+        keys = [f"lossevo-map-{token}-{i}" for i in range(len(chunks))]
+        with _random_state_kept():
+            futures = client.map(functools.partial(_guarded_chunk, fn), chunks, key=keys,
+                                 pure=False)
+            pending = as_completed(futures, loop=client.loop)
+        first = {key: i * size for i, key in enumerate(keys)}
+        try:
+            while True:
+                with _random_state_kept():
+                    future = next(pending, None)
+                    if future is None:
+                        return
+                    outcomes = future.result()
+                for j, (ok, value) in enumerate(outcomes):
+                    if not ok and not return_exceptions:
+                        raise value
+                    yield first[future.key] + j, value
+        except BaseException:
+            self._cancel(futures)
+            raise
+
+    def _cancel(self, futures: list[Any]) -> None:
+        """Drop unfinished chunks from the cluster (a remote one would run them on)."""
+        with _random_state_kept(), contextlib.suppress(Exception):
+            self._client.cancel(futures)
 
     def close(self) -> None:
         with _random_state_kept():

@@ -7,8 +7,11 @@ reference (pytest puts this folder on sys.path, which spawned children inherit).
 import functools
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -33,6 +36,17 @@ def _torch_threads(_: object) -> int:
 
 
 def _pid(_: object) -> int:
+    return os.getpid()
+
+
+def _sigint_ignored(_: object) -> bool:
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, []) if hasattr(
+        signal, "pthread_sigmask") else set()
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN and signal.SIGINT not in blocked
+
+
+def _sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
     return os.getpid()
 
 
@@ -122,6 +136,67 @@ def test_process_workers_use_one_torch_thread_and_are_reused(process_backend):
     pids = set(process_backend.map(_pid, range(20))) | set(process_backend.map(_pid, range(20)))
     assert os.getpid() not in pids
     assert 1 <= len(pids) <= 2  # the same long-lived pool across calls
+
+
+def test_as_completed_yields_every_index_once(backend):
+    want = [_score(item) for item in ITEMS]
+    got = dict(backend.as_completed(_score, ITEMS))
+    assert sorted(got) == list(range(len(ITEMS))) and [got[i] for i in sorted(got)] == want
+    assert list(backend.as_completed(_scaled, [])) == []
+    got = dict(backend.as_completed(_sometimes_fails, [0, 1, 2, 3], return_exceptions=True))
+    assert got[0] == 0 and got[3] == 30 and str(got[1]) == "bad item 1"
+    assert "cannot travel" in str(got[2])
+    if backend.name != "process":  # there, raising stops the pool (tested below): slow
+        with pytest.raises(ValueError, match="bad item 1"):
+            list(backend.as_completed(_sometimes_fails, [1]))
+        assert backend.map(_sometimes_fails, [3, 0]) == [30, 0]  # still usable afterwards
+
+
+def test_process_workers_ignore_sigint_and_finish_their_item(process_backend):
+    """Ctrl-C reaches the whole process group; a worker must not die mid-item for it."""
+    assert process_backend.map(_sigint_ignored, range(4)) == [True] * 4
+    pids = [p.pid for p in process_backend._pool._pool]
+
+    def ctrl_c():
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)
+
+    timer = threading.Timer(0.5, ctrl_c)
+    timer.start()
+    try:
+        assert len(process_backend.map(_sleep_then_pid, [2.0, 2.0])) == 2
+    finally:
+        timer.cancel()
+    assert sorted(p.pid for p in process_backend._pool._pool) == sorted(pids)  # none replaced
+
+
+def test_interrupted_process_map_stops_its_workers_at_once():
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    with make_backend("process", workers=1) as backend:
+        try:
+            pid = backend.map(_sleep_then_pid, [0.0])[0]
+            started = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            with pytest.raises(KeyboardInterrupt):
+                backend.map(_sleep_then_pid, [60.0])
+            assert time.monotonic() - started < 30  # a hang detector: terminate, no join-wait
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # terminated and reaped
+        # a generator left early (Ctrl-C in the caller's loop) stops the rest too; the pool
+        # starts again on next use
+        pending = backend.as_completed(_sleep_then_pid, [0.0, 60.0])
+        _, pid = next(pending)
+        started = time.monotonic()
+        pending.close()
+        assert time.monotonic() - started < 30
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 @pytest.mark.dask

@@ -205,6 +205,9 @@ def test_tiny_compare_writes_every_output(tiny_run):
         assert (tiny_run / "plots" / png).stat().st_size > 1000
         assert f"plots/{png}" in md
     assert not list(tiny_run.glob(".*tmp"))
+    # finished units are kept, except the one with a failed contender (it may be passing)
+    kept = [json.loads(f.read_text()) for f in (tiny_run / "units").glob("*.json")]
+    assert sorted(d["contenders"][0] for d in kept) == ["ce", "cutmix", "gce", "qs"]
 
 
 def test_serial_equals_process_backend(tmp_path):
@@ -288,6 +291,81 @@ def test_cli_compare_and_errors(tmp_path, capsys, schemes):
     assert main(["compare", str(good), "--out", str(tmp_path / "o"), "--instances", "1",
                  "--backend", "serial", "--quiet"]) == 0
     assert (tmp_path / "o" / "compare.csv").is_file()
+
+
+def _counting_run_unit(monkeypatch, interrupt_at: int | None = None) -> list[str]:
+    """Patch the worker entry point (serial backend: called in-process) to record calls."""
+    calls: list[str] = []
+    real = cmp.run_unit
+
+    def counted(unit):
+        calls.append(unit["contenders"][0]["label"])
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return real(unit)
+
+    monkeypatch.setattr(cmp, "run_unit", counted)
+    return calls
+
+
+def test_ctrl_c_keeps_finished_units_and_a_rerun_reuses_them(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    cfg = _cfg(["ce", "gce", "mae"])
+    calls = _counting_run_unit(monkeypatch, interrupt_at=2)
+    with pytest.raises(cmp.CompareInterrupted) as err:
+        cmp.compare(cfg, out, quiet=True)
+    assert isinstance(err.value, KeyboardInterrupt)
+    assert str(err.value).startswith(f"1 of 3 units are finished and kept in {out / 'units'}; "
+                                      "rerun the same compare with the same --out")
+    assert calls == ["ce", "gce"] and len(list((out / "units").glob("*.json"))) == 1
+
+    calls = _counting_run_unit(monkeypatch)
+    cmp.compare(cfg, out, quiet=True)
+    assert calls == ["gce", "mae"]  # ce was kept
+    first = json.loads((out / "compare.json").read_text())["results"]
+    calls = _counting_run_unit(monkeypatch)
+    cmp.compare(cfg, out, quiet=True)
+    assert calls == []
+    assert json.loads((out / "compare.json").read_text())["results"] == first
+    # kept units read back exactly: the same numbers as a run without an output directory
+    assert [r["metrics"] for r in first] == [r["metrics"] for r in cmp.run_comparison(cfg)]
+    calls.clear()
+    # a unit is reused only for the same task, contenders, instances, seed and device
+    cmp.compare(_cfg(["ce", "gce", "mae"], seed=4), out, quiet=True)
+    assert calls == ["ce", "gce", "mae"]
+    calls.clear()
+    cmp.compare(cfg, out, quiet=True, reuse=False)
+    assert calls == ["ce", "gce", "mae"]
+
+
+def test_out_must_be_a_writable_directory_before_any_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cmp, "run_comparison", lambda *a, **k: pytest.fail("trained"))
+    a_file = tmp_path / "compare.md"
+    a_file.write_text("not a directory")
+    with pytest.raises(ValueError, match=r"is an existing file, not a directory"):
+        cmp.compare(_cfg(["ce"]), a_file, quiet=True)
+    good = tmp_path / "good.toml"
+    good.write_text('contenders = ["ce"]\n[[tasks]]\npreset = "digits-sym-0.4"\n')
+    for out, message in ((a_file, "is an existing file"),
+                         (a_file / "sub", "cannot be created or written: Not a directory")):
+        assert main(["compare", str(good), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"lossevo: error: compare output {str(out)!r} {message}")
+        assert err.count("\n") == 1
+
+
+def test_cli_ctrl_c_in_compare_says_what_was_kept(tmp_path, capsys, monkeypatch):
+    good = tmp_path / "good.toml"
+    good.write_text('contenders = ["ce", "mae"]\n[[tasks]]\npreset = "digits-sym-0.4"\n'
+                    'model = {widths = [8]}\nbudget = {epochs = 1, batch_size = 256}\n')
+    _counting_run_unit(monkeypatch, interrupt_at=2)
+    out = tmp_path / "o"
+    assert main(["compare", str(good), "--out", str(out), "--instances", "1",
+                 "--backend", "serial", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"lossevo: interrupted; 1 of 2 units are finished and kept in "
+                          f"{out / 'units'}; rerun the same compare with the same --out")
+    assert "lossevo resume" not in err
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ wins, by how much (mean, spread, worst environment) and how reliably (paired Wil
 ranks across tasks). A package rather than ``lossevo/compare.py`` so that ``lossevo.compare``
 stays the function. Modules: ``config`` (TOML → contenders as plain data), ``protocol`` (work
 units, the worker, the run), ``stats`` (tests and ranks), ``report`` (CSV/JSON/Markdown),
-``plots`` (PNG).
+``plots`` (PNG), ``units`` (the output directory and the finished units kept in it).
 """
 
 from lossevo.comparison.config import (
@@ -15,10 +15,17 @@ from lossevo.comparison.config import (
     compare_config_from_mapping,
     load_compare_config,
 )
-from lossevo.comparison.protocol import compare, make_units, run_comparison, run_unit
+from lossevo.comparison.protocol import (
+    CompareInterrupted,
+    compare,
+    make_units,
+    run_comparison,
+    run_unit,
+)
 
 __all__ = [
     "CompareConfig",
+    "CompareInterrupted",
     "Contender",
     "builtin_names",
     "compare",
