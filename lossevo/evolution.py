@@ -77,14 +77,16 @@ def _passes(expr: str, kind: str) -> bool:
     return not check_expression(expr, kind)
 
 
-def novelty_checker(known: Container[str]) -> Callable[[str], bool]:
-    """``seen`` for :func:`offspring`: True for an expression whose canonical key is in
-    `known` (e.g. the fitness cache) or was already drawn through this checker, so two equal
-    new children count as a repeat too."""
+def novelty_checker(known: Container[str], kind: str | None = None,
+                    weight_decay: float = 0.0) -> Callable[[str], bool]:
+    """``seen`` for :func:`offspring`: True for an expression whose canonical key (for the
+    task's `kind` and `weight_decay`, as the keys in `known` were made) is in `known` (e.g.
+    the fitness cache) or was already drawn through this checker, so two equal new children
+    count as a repeat too."""
     drawn: set[str] = set()
 
     def seen(expression: str) -> bool:
-        key = canonical_key(expression)
+        key = canonical_key(expression, kind, weight_decay)
         if key in known or key in drawn:
             return True
         drawn.add(key)

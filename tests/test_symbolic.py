@@ -10,7 +10,7 @@ from strategies import expressions
 from lossevo.compile import compile_expression
 from lossevo.parse import format_nodes, parse
 from lossevo.reference import evaluate_numpy
-from lossevo.symbolic import Y_PRED, Y_TRUE, canonical_key, to_latex, to_sympy
+from lossevo.symbolic import KEY_KINDS, Y_PRED, Y_TRUE, canonical_key, to_latex, to_sympy
 
 POINTS = [(1e-6, 0.0), (0.03, 1.0), (0.5, 0.0), (0.77, 1.0), (1 - 1e-6, 1.0), (-3.2, 2.5)]
 
@@ -101,10 +101,10 @@ def _commute(expr: str, rng: random.Random) -> str:
     return format_nodes(build(0)[0])
 
 
-@given(expressions, st.integers(0, 2**32 - 1))
+@given(expressions, st.integers(0, 2**32 - 1), st.sampled_from([None, *KEY_KINDS]))
 @settings(max_examples=100, deadline=None)
-def test_canonical_key_invariant_under_commutation(expr, seed):
-    assert canonical_key(_commute(expr, random.Random(seed))) == canonical_key(expr)
+def test_canonical_key_invariant_under_commutation(expr, seed, kind):
+    assert canonical_key(_commute(expr, random.Random(seed)), kind) == canonical_key(expr, kind)
 
 
 def test_latex_is_readable():

@@ -117,7 +117,7 @@ def _read_export(path: Path, where: str) -> str:
                      "(expected a file written by 'lossevo export')")
 
 
-def _evolved(item: dict[str, Any], where: str) -> list[Contender]:
+def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[Contender]:
     path = Path(str(item["evolved"])).expanduser()
     label = item.get("label")
     if path.suffix == ".py":
@@ -136,11 +136,15 @@ def _evolved(item: dict[str, Any], where: str) -> list[Contender]:
     from lossevo.report import status
     from lossevo.symbolic import canonical_key
 
-    # the top N distinct functions: a run recorded before a normalization was added can hold
-    # two texts of one function (e.g. sqrt(a - b) and sqrt(b - a))
+    # the top N losses that train differently on every task compared: a run recorded before a
+    # normalization was added can hold two texts of one (e.g. sqrt(a - b), 2·sqrt(b - a) + 1).
+    # Binary and regression keys use only the rules every kind shares: any mix of kinds.
+    kinds = {t.kind for t in tasks}
+    kind = kinds.pop() if len(kinds) == 1 else "regression"
+    decay = max(t.budget.weight_decay for t in tasks)
     hof, keys = [], set()
     for rec in status(path)["hall_of_fame"]:
-        key = canonical_key(rec["expression"])
+        key = canonical_key(rec["expression"], kind, decay)
         if key not in keys and len(hof) < top:
             keys.add(key)
             hof.append(rec)
@@ -151,7 +155,8 @@ def _evolved(item: dict[str, Any], where: str) -> list[Contender]:
                       source=f"{path} rank {i}") for i, r in enumerate(hof, 1)]
 
 
-def _table(item: dict[str, Any], where: str, n_expr: int) -> list[Contender]:
+def _table(item: dict[str, Any], where: str, n_expr: int,
+           tasks: tuple[Task, ...]) -> list[Contender]:
     kinds = [k for k in ("scheme", "evolved", "expression") if k in item]
     if len(kinds) > 1:
         _fail(where, item, "a table with one of 'loss', 'scheme', 'evolved', 'expression'")
@@ -165,7 +170,7 @@ def _table(item: dict[str, Any], where: str, n_expr: int) -> list[Contender]:
         extra = set(item) - {"evolved", "top", "label"}
         if extra:
             _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]], "evolved, top, label")
-        return _evolved(item, where)
+        return _evolved(item, where, tasks)
     if kind == "expression":
         extra = set(item) - {"expression", "label"}
         if extra:
@@ -201,7 +206,7 @@ def _table(item: dict[str, Any], where: str, n_expr: int) -> list[Contender]:
     return [c]
 
 
-def _contenders(items: Any) -> tuple[Contender, ...]:
+def _contenders(items: Any, tasks: tuple[Task, ...]) -> tuple[Contender, ...]:
     if not isinstance(items, list) or not items:
         _fail("contenders", items, "a non-empty list of names ('gce', 'sam', 'all') or tables")
     losses, schemes = _builtins()
@@ -219,7 +224,8 @@ def _contenders(items: Any) -> tuple[Contender, ...]:
             else:
                 _fail(where, item, "all, " + ", ".join(losses + schemes) + ", or a table")
         elif isinstance(item, dict):
-            out += _table(item, where, sum(c.label.startswith("expression-") for c in out))
+            out += _table(item, where, sum(c.label.startswith("expression-") for c in out),
+                          tasks)
         else:
             _fail(where, item, "a name or a table")
     unique: dict[str, Contender] = {}
@@ -278,7 +284,7 @@ def compare_config_from_mapping(data: dict[str, Any]) -> CompareConfig:
     for name in names:
         if names.count(name) > 1:
             _fail("tasks", name, "distinct task names (give overridden tasks a 'name')")
-    contenders = _contenders(data["contenders"])
+    contenders = _contenders(data["contenders"], tasks)
     baseline = data.get("baseline")
     if baseline is not None:
         labels = [c.label for c in contenders if not c.evolved]
