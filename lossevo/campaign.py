@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import sys
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import torch
 
 from lossevo.backends import make_backend
 from lossevo.config import CampaignConfig, apply_overrides, config_from_mapping, load_config
+from lossevo.errors import CampaignFailed
 from lossevo.evolution import (
     hall_of_fame,
     initial_expressions,
@@ -34,12 +37,14 @@ from lossevo.evolution import (
     pareto_front,
     select,
 )
-from lossevo.fitness import evaluate_many
+from lossevo.fitness import MAX_MODELS, evaluate_many
 from lossevo.parse import parse
-from lossevo.store import RunStore
+from lossevo.sizing import check_campaign
+from lossevo.store import RunStore, reason_class
 from lossevo.symbolic import canonical_key
+from lossevo.tasks import PRESETS
 
-__all__ = ["Campaign", "evaluate_chunk", "load_run_config", "resume", "run"]
+__all__ = ["Campaign", "CampaignFailed", "evaluate_chunk", "load_run_config", "resume", "run"]
 
 Record = dict[str, Any]
 
@@ -51,7 +56,8 @@ def evaluate_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         evals = evaluate_many(payload["expressions"], payload["task"],
                               instances=payload["instances"], seed=payload["seed"],
-                              racing=payload["racing"], device=payload["device"])
+                              racing=payload["racing"], device=payload["device"],
+                              split="validation")  # a campaign never reads the test split
     finally:
         torch.set_num_threads(threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -74,7 +80,8 @@ class Campaign:
         cache = self.state["cache"]
         misses: dict[str, str] = {}
         for child in children:
-            child["canonical_key"] = canonical_key(child["expression"])
+            child["canonical_key"] = canonical_key(  # losses that train alike share a key
+                child["expression"], self.cfg.task.kind, self.cfg.task.budget.weight_decay)
             child["size"] = len(parse(child["expression"]))
             if child["canonical_key"] not in cache:
                 misses.setdefault(child["canonical_key"], child["expression"])
@@ -137,7 +144,8 @@ class Campaign:
             "status": "rejected" if c["rejected"] else ("cached" if c["cached"] else "ok"),
             "reason": c["rejected"], "seconds": c["seconds"], "worker": c["worker"],
         } for c in children])
-        st["rng"] = self.rng.getstate()
+        version, internal, gauss = self.rng.getstate()
+        st["rng"] = {"version": version, "internal": list(internal), "gauss_next": gauss}
         self.store.save_checkpoint(st)
 
     def _progress(self, generation: int, counts: dict[str, int], seconds: float) -> None:
@@ -160,13 +168,28 @@ class Campaign:
     def restore(self, state: dict[str, Any]) -> None:
         self.state = state
         self.rng = random.Random()
-        self.rng.setstate(state["rng"])
+        rng = state["rng"]
+        self.rng.setstate((rng["version"], tuple(rng["internal"]), rng["gauss_next"]))
         self.store.truncate_after(state["generation"])
 
     def run_generations(self) -> None:
         cfg = self.cfg
-        if self.state["generation"] >= cfg.evolution.generations:
-            return  # a finished run: no workers to start
+        if self.state["generation"] < cfg.evolution.generations:
+            self._loop()
+        self._check_something_trained()
+
+    def _check_something_trained(self) -> None:
+        st = self.state
+        if st["hall_of_fame"] or not st["counters"]["evaluated"]:
+            return
+        reasons = Counter(reason_class(r["rejected"]) for r in st["cache"].values())
+        top = "; ".join(f"{n}× {why}" for why, n in reasons.most_common(5))
+        raise CampaignFailed(f"every candidate was rejected ({st['counters']['evaluated']} "
+                             f"evaluated): {top}. Check the task (learning rate, budget) "
+                             f"with lossevo.evaluate on a known loss first")
+
+    def _loop(self) -> None:
+        cfg = self.cfg
         with make_backend(cfg.backend.name, workers=cfg.backend.workers or None,
                           scheduler=cfg.backend.scheduler or None, chunk_size=1) as backend:
             self.log(f"task {cfg.task.name}: population {cfg.evolution.population}, "
@@ -180,7 +203,9 @@ class Campaign:
                                 for e in initial_expressions(cfg, self.rng)]
                 else:
                     children = offspring(cfg, self.state["population"], self.rng,
-                                         seen=novelty_checker(self.state["cache"]))
+                                         seen=novelty_checker(
+                                             self.state["cache"], cfg.task.kind,
+                                             cfg.task.budget.weight_decay))
                 counts = self._evaluate(children, backend)
                 self._number(children, generation)
                 pool = children if generation == 0 else self.state["population"] + children
@@ -194,8 +219,27 @@ def _printer(quiet: bool) -> Callable[[str], None]:
     return (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
 
-def _overrides_path(store: RunStore) -> Path:
-    return store.root / "overrides.json"
+def _task_reference(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """Where a config document names a task *file* (not a preset): ``task = "x.toml"``,
+    ``[task] preset = "x.toml"`` or ``[task] base = "x.toml"``, as (container, key)."""
+    task = data.get("task")
+    if isinstance(task, str):
+        return None if task in PRESETS else (data, "task")
+    if isinstance(task, dict):
+        for key in ("preset", "base"):
+            ref = task.get(key)
+            if isinstance(ref, str) and ref not in PRESETS:
+                return task, key
+    return None
+
+
+def _estimate(cfg: CampaignConfig) -> None:
+    """Refuse sizes that cannot fit or finish, before the run directory is made."""
+    evo = cfg.evolution
+    workers = 1 if cfg.backend.name == "serial" else (cfg.backend.workers or os.cpu_count() or 1)
+    check_campaign(cfg.task, instances=cfg.instances,
+                   candidates=evo.population + evo.generations * evo.offspring,
+                   workers=workers, models_per_batch=MAX_MODELS["cpu"] * cfg.backend.chunk)
 
 
 def run(config_path: str | Path, out: str | Path, *, quiet: bool = False,
@@ -204,34 +248,56 @@ def run(config_path: str | Path, out: str | Path, *, quiet: bool = False,
 
     ``overrides``: ``name``/``workers``/``scheduler`` of the backend and ``seed``; they are
     stored beside the config so that ``resume`` rebuilds exactly the configuration that ran.
+    A task given as a file is copied into the run directory and read from there on resume,
+    so that resuming from elsewhere works and an edited file cannot change a resumed run.
+    The whole config is validated before the directory is made.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     cfg = load_config(config_path, **overrides)
+    _estimate(cfg)
+    data = tomllib.loads(Path(config_path).read_text())
+    ref = _task_reference(data)
     store = RunStore(out)
-    store.create(Path(config_path).read_text())
-    _overrides_path(store).write_text(json.dumps({**overrides, "device": device}))
-    campaign = Campaign(cfg, store, log=_printer(quiet), device=device)
-    campaign.start()
-    campaign.run_generations()
+    with store.lock("run"):
+        store.create(Path(config_path).read_text())
+        if ref is not None:
+            shutil.copyfile(ref[0][ref[1]], store.task_path)
+        store.overrides_path.write_text(json.dumps({**overrides, "device": device}))
+        campaign = Campaign(cfg, store, log=_printer(quiet), device=device)
+        campaign.start()
+        campaign.run_generations()
     return store
 
 
 def load_run_config(store: RunStore) -> tuple[CampaignConfig, dict[str, Any]]:
     """The configuration a run directory was started with (file plus CLI overrides)."""
     text = store.config_text()
-    path = _overrides_path(store)
+    path = store.overrides_path
     overrides = json.loads(path.read_text()) if path.is_file() else {}
     device = overrides.pop("device", None)
-    cfg = config_from_mapping(apply_overrides(tomllib.loads(text), overrides))
+    data = tomllib.loads(text)
+    ref = _task_reference(data)
+    if ref is not None and store.task_path.is_file():
+        ref[0][ref[1]] = str(store.task_path)
+    cfg = config_from_mapping(apply_overrides(data, overrides))
     return cfg, {"device": device}
 
 
 def resume(out: str | Path, *, quiet: bool = False, use_previous: bool = False) -> RunStore:
-    """Continue a run from its last complete generation (or the one before, if asked)."""
+    """Continue a run from its last complete generation (or the one before, if asked).
+
+    A run stopped before its first checkpoint starts again from generation 0 with the
+    stored config: the same seed gives the same run."""
     store = RunStore(out)
     cfg, extra = load_run_config(store)
-    state = store.load_checkpoint(previous=use_previous)
-    campaign = Campaign(cfg, store, log=_printer(quiet), device=extra["device"])
-    campaign.restore(state)
-    campaign.run_generations()
+    with store.lock("resume"):
+        log = _printer(quiet)
+        campaign = Campaign(cfg, store, log=log, device=extra["device"])
+        if store.has_checkpoint() or use_previous:
+            campaign.restore(store.load_checkpoint(previous=use_previous))
+        else:
+            log(f"{store.root}: no complete generation yet; starting from generation 0")
+            store.truncate_after(-1)
+            campaign.start()
+        campaign.run_generations()
     return store

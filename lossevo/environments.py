@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lossevo.data import POLY3_RANGE, Dataset, poly3
+from lossevo.data import POLY3_RANGE, poly3
 from lossevo.models import Params, stacked_forward
 from lossevo.tasks import Environment, EnvKind
 
-__all__ = ["PGD_STEPS", "adversarial_inputs", "shifted_test_set"]
+__all__ = ["PGD_STEPS", "adversarial_inputs", "shifted_set"]
 
 PGD_STEPS = 10
 
@@ -57,17 +57,19 @@ def _subgroup(
     return x[idx], y[idx]
 
 
-def shifted_test_set(
-    env: Environment, data: Dataset, rng: np.random.Generator
+def shifted_set(
+    env: Environment, x: np.ndarray, y: np.ndarray, image_shape: tuple[int, ...] | None,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of a non-adversarial environment; adversarial kinds return the clean set."""
-    x, y = data.x_test, data.y_test
+    """(x, y) of a non-adversarial environment built from one split's (x, y); adversarial
+    kinds return the set unchanged (they are attacked per model when scored). XSHIFT draws
+    fresh inputs with clean targets, whatever the split."""
     kind, level = env.kind, env.level
     if kind is EnvKind.GAUSS:
         return (x + rng.normal(0.0, level, size=x.shape)).astype(np.float32), y
     if kind in (EnvKind.ROTATE, EnvKind.TRANSLATE):
-        assert data.image_shape is not None
-        images = x.reshape(-1, *data.image_shape).astype(np.float64)
+        assert image_shape is not None
+        images = x.reshape(-1, *image_shape).astype(np.float64)
         moved = (_rotate if kind is EnvKind.ROTATE else _translate)(images, level, rng)
         return moved.reshape(len(x), -1).astype(np.float32), y
     if kind is EnvKind.RESCALE:

@@ -1,5 +1,11 @@
 """evaluate / evaluate_many: probes → batched training under noise → environments → statistics.
 
+Scores come from one split: ``validation`` (the default; every choice — campaign fitness,
+racing, tuning, model selection — reads it) or ``test`` (reports only: ``lossevo compare``
+and the experiments). Validation labels carry the task's corruption, drawn once per
+evaluation seed and shared by its instances (a user has one noisy validation set), except a
+trusted share that stays clean; validation mode never touches the test arrays.
+
 One instance k of an evaluation with seed s owns the seed sequence (s, k): its noise draw,
 initial weights and data order come from it and from nothing else, so every candidate sees the
 same instances (common random numbers: differences between candidates are not luck), a
@@ -23,7 +29,7 @@ import numpy as np
 import torch
 
 from lossevo.data import Dataset, load_dataset
-from lossevo.environments import adversarial_inputs, shifted_test_set
+from lossevo.environments import adversarial_inputs, shifted_set
 from lossevo.models import Params, build_module, init_params, stacked_forward
 from lossevo.noise import corrupt_inputs, corrupt_labels, corrupt_targets
 from lossevo.racing import Racing, race
@@ -32,7 +38,9 @@ from lossevo.statistics import fitness_vector, summarize, with_worst_env, worst_
 from lossevo.tasks import EnvKind, Task
 from lossevo.training import Group, SchemeContext, TrainingScheme, train_models
 
-__all__ = ["MAX_MODELS", "Evaluation", "evaluate", "evaluate_many", "resolve_device"]
+__all__ = ["MAX_MODELS", "SPLITS", "Evaluation", "evaluate", "evaluate_many", "resolve_device"]
+
+SPLITS = ("validation", "test")
 
 # Models trained together in one batch (candidates × instances). On a 2-core CPU, batches of
 # 16 models ran a 32-candidate × 4-instance population in 66.5 s against 84.6 s for one batch
@@ -59,6 +67,7 @@ class Evaluation:
     raced_out: bool = False
     instances: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    split: str = "validation"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -123,10 +132,31 @@ def _instance_data(task: Task, seed: int, k: int) -> tuple[np.ndarray, np.ndarra
 
 
 @functools.lru_cache(maxsize=16)
-def _environment_sets(task: Task, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def _split_arrays(task: Task, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) that a split is scored on. Validation: corrupted like training (labels or
+    targets, and inputs), with its own seed stream, except the first `trusted_fraction`
+    (the split is already shuffled) that keeps clean labels."""
     data = load_dataset(task)
+    if split == "test":
+        return data.x_test, data.y_test
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(10**6 + 1,)))
+    if task.kind == "regression":
+        y = corrupt_targets(data.y_val, task.noise, rng).astype(np.float32)
+    else:
+        y = corrupt_labels(data.x_val, data.y_val, data.n_classes, task.noise, rng)
+    x = corrupt_inputs(data.x_val, task.noise.input_sigma, rng)
+    trusted = round(task.validation.trusted_fraction * len(y))
+    y[:trusted] = data.y_val[:trusted]
+    return x, y
+
+
+@functools.lru_cache(maxsize=16)
+def _environment_sets(task: Task, seed: int, split: str
+                      ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    x, y = _split_arrays(task, seed, split)
+    shape = load_dataset(task).image_shape
     return tuple(
-        shifted_test_set(env, data, np.random.default_rng(
+        shifted_set(env, x, y, shape, np.random.default_rng(
             np.random.SeedSequence(seed, spawn_key=(10**6, i))))
         for i, env in enumerate(task.environments)
     )
@@ -138,7 +168,8 @@ def _target_scale(data: Dataset) -> tuple[float, float]:
 
 
 def _score(
-    task: Task, module: torch.nn.Module, params: Params, seed: int, device: torch.device
+    task: Task, module: torch.nn.Module, params: Params, seed: int, device: torch.device,
+    split: str,
 ) -> PerInstance:
     """{metric: {env: values (M,)}} of the trained stacked models."""
     data = load_dataset(task)
@@ -146,7 +177,8 @@ def _score(
     out: PerInstance = {m: {} for m in (("r2", "mse") if task.kind == "regression"
                                         else ("accuracy",))}
     loc, scale = _target_scale(data)
-    for env, (x_np, y_np) in zip(task.environments, _environment_sets(task, seed), strict=True):
+    envs = _environment_sets(task, seed, split)
+    for env, (x_np, y_np) in zip(task.environments, envs, strict=True):
         x = torch.as_tensor(x_np, device=device)
         y = torch.as_tensor(y_np, device=device)
         chunks = []
@@ -183,7 +215,7 @@ def _score(
 
 def _train_batch(
     task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int], seed: int,
-    device: torch.device, scheme: TrainingScheme | None = None,
+    device: torch.device, scheme: TrainingScheme | None, split: str,
 ) -> None:
     """Train every (candidate, instance) pair together; store per-instance scores."""
     data = load_dataset(task)
@@ -223,7 +255,7 @@ def _train_batch(
         keep = torch.as_tensor([i * k_count + j for i in alive for j in range(k_count)],
                                device=device)
         scores = _score(task, module, {k: v[keep] for k, v in result.params.items()},
-                        seed, device)
+                        seed, device, split)
     share = (time.perf_counter() - started) / len(cands)
     for i, c in enumerate(cands):
         c.seconds += share
@@ -239,11 +271,12 @@ def _train_batch(
 
 
 def _run_round(task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int],
-               seed: int, device: torch.device, scheme: TrainingScheme | None = None) -> None:
+               seed: int, device: torch.device, scheme: TrainingScheme | None = None,
+               split: str = "validation") -> None:
     todo = [c for c in cands if c.rejected is None]
     per_batch = max(1, MAX_MODELS.get(device.type, 64) // max(1, len(instance_ids)))
     for lo in range(0, len(todo), per_batch):
-        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device, scheme)
+        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device, scheme, split)
 
 
 def _per_instance_arrays(c: _Candidate) -> PerInstance:
@@ -253,22 +286,24 @@ def _per_instance_arrays(c: _Candidate) -> PerInstance:
             for m, envs in first.items()}
 
 
-def _finish(task: Task, c: _Candidate, trainings: int, raced_out: bool) -> Evaluation:
+def _finish(task: Task, c: _Candidate, trainings: int, raced_out: bool,
+            split: str) -> Evaluation:
     spec = task.fitness_spec
     if c.rejected is not None or not c.per_instance:
         return Evaluation(c.text, {}, worst_fitness(spec), {}, c.seconds, trainings,
-                          c.rejected or "not trained", raced_out, len(c.per_instance))
+                          c.rejected or "not trained", raced_out, len(c.per_instance),
+                          split=split)
     per = with_worst_env(_per_instance_arrays(c))
     metrics = summarize(per)
     listed = {m: {e: v.tolist() for e, v in envs.items()} for m, envs in per.items()}
     return Evaluation(c.text, metrics, fitness_vector(metrics, spec), listed, c.seconds,
-                      trainings, None, raced_out, len(c.per_instance))
+                      trainings, None, raced_out, len(c.per_instance), split=split)
 
 
 def evaluate_many(
     losses: Sequence[Any], task: Task, *, instances: int = 8, seed: int = 0,
     racing: Racing | None = None, device: str | torch.device | None = None,
-    scheme: TrainingScheme | None = None,
+    scheme: TrainingScheme | None = None, split: str = "validation",
 ) -> list[Evaluation]:
     """Evaluate a population; all its candidates × instances train in shared batches.
 
@@ -277,9 +312,14 @@ def evaluate_many(
     their Evaluation has `raced_out=True` and statistics over the instances they had.
     `scheme` (see lossevo.baselines.schemes) trains each candidate with that scheme around its
     loss; where it does not apply to the task, every candidate is rejected with the reason.
+    `split`: where scores come from — "validation" for every choice, "test" for reports.
     """
-    if instances < 1:
+    if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
         raise ValueError(f"instances = {instances!r}; allowed: an integer >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed = {seed!r}; allowed: an integer >= 0")
+    if split not in SPLITS:
+        raise ValueError(f"split = {split!r}; allowed: {', '.join(SPLITS)}")
     dev = resolve_device(device)
     cands = [_prepare(loss, task.kind) for loss in losses]
     why_not = None if scheme is None else scheme.applies_to(task)
@@ -288,26 +328,28 @@ def evaluate_many(
             c.rejected = why_not
     valid = [i for i, c in enumerate(cands) if c.rejected is None]
     if racing is None:
-        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev, scheme)
-        return [_finish(task, c, instances if i in valid else 0, False)
+        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev, scheme,
+                   split)
+        return [_finish(task, c, instances if i in valid else 0, False, split)
                 for i, c in enumerate(cands)]
 
     def run_round(idx: list[int], instance_ids: list[int]) -> list[int]:
-        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev, scheme)
+        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev, scheme, split)
         return [i for i in idx if cands[i].rejected is None]
 
     def score(i: int) -> float:
-        return _finish(task, cands[i], 0, False).fitness[0]
+        return _finish(task, cands[i], 0, False, split).fitness[0]
 
     outcome = race(valid, instances, racing, run_round, score)
-    return [_finish(task, c, outcome.trainings.get(i, 0), i in outcome.raced_out)
+    return [_finish(task, c, outcome.trainings.get(i, 0), i in outcome.raced_out, split)
             for i, c in enumerate(cands)]
 
 
 def evaluate(
     loss: Any, task: Task, *, instances: int = 8, seed: int = 0,
     device: str | torch.device | None = None, scheme: TrainingScheme | None = None,
+    split: str = "validation",
 ) -> Evaluation:
     """Evaluate one candidate on `instances` instances (see evaluate_many)."""
     return evaluate_many([loss], task, instances=instances, seed=seed, device=device,
-                         scheme=scheme)[0]
+                         scheme=scheme, split=split)[0]

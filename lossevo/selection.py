@@ -42,9 +42,10 @@ Evaluator = Callable[[int, list[int]], InstanceScores]
 
 def evaluate_instances(
     loss: Any, task: Task, instance_ids: Sequence[int], *, seed: int = 0,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = None, split: str = "validation",
 ) -> InstanceScores:
-    """Train `loss` on `task` for exactly these instance ids (one batch) and score them.
+    """Train `loss` on `task` for exactly these instance ids (one batch) and score them on
+    `split` (validation to choose; test only to report the chosen setting).
 
     Returns {} when the loss is rejected (probe, nan/inf): a setting that diverges is not a
     candidate. An instance gets the same randomness inside any subset; its numbers can still
@@ -58,7 +59,8 @@ def evaluate_instances(
         raise ValueError(f"instance_ids = {ids!r}; allowed: distinct ids")
     cand = _prepare(loss, task.kind)
     if cand.rejected is None:
-        _run_round(task, [cand], [int(k) for k in ids], seed, resolve_device(device))
+        _run_round(task, [cand], [int(k) for k in ids], seed, resolve_device(device),
+                   split=split)
     if cand.rejected is not None:
         return {}
     return dict(cand.per_instance)
@@ -66,13 +68,15 @@ def evaluate_instances(
 
 def robust_score(scores: InstanceScores, *, metric: str = "accuracy",
                  penalty: float = 1.0) -> float:
-    """mean − penalty·std (ddof 0) over instances of the per-instance worst-environment
-    `metric`: the default fitness (worst-env mean, then −std) collapsed into one number that
-    racing can rank by. -inf with no instances (a rejected setting)."""
+    """mean − penalty·std (sample std, ddof 1; 0 for one instance) over instances of the
+    per-instance worst-environment `metric`: the default fitness (worst-env mean, then −std)
+    collapsed into one number that racing can rank by. -inf with no instances (a rejected
+    setting)."""
     if not scores:
         return float("-inf")
     worst = _worst_env(scores, metric)
-    return float(worst.mean() - penalty * worst.std())
+    spread = worst.std(ddof=1) if worst.size > 1 else 0.0
+    return float(worst.mean() - penalty * spread)
 
 
 def _worst_env(scores: InstanceScores, metric: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "Shift",
     "TargetNoise",
     "Task",
+    "Validation",
     "list_tasks",
     "load_task",
     "presets_markdown",
@@ -117,6 +119,18 @@ class Noise:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """The validation split: every choice (fitness, racing, tuning, early stopping, model
+    selection) reads it, never the test split. It is carved from the non-test data
+    (`fraction` of it) and carries the same corruption as training, since a user has only
+    noisy labels; `trusted_fraction` of it keeps clean labels, for users who have a small
+    trusted set."""
+
+    fraction: float = 0.2
+    trusted_fraction: float = 0.0
+
+
+@dataclass(frozen=True)
 class Environment:
     """One test environment, scored separately. `name` is what metric names use."""
 
@@ -143,6 +157,7 @@ class Task:
     environments: tuple[Environment, ...] = (Environment(),)
     fitness: tuple[str, ...] = ()
     test_fraction: float = 0.3
+    validation: Validation = field(default_factory=Validation)
     split_seed: int = 0
     n_samples: int = 0  # poly3 and mnist1d only: 0 means the documented default
     sharpness: bool = False
@@ -161,10 +176,14 @@ class Task:
 
     @property
     def fitness_spec(self) -> tuple[str, ...]:
-        """Metric names making up the fitness vector; a leading '-' negates."""
+        """Metric names making up the fitness vector; a leading '-' negates. Default: under
+        label noise, accuracy on the clean environment of the (noisy) validation split and
+        its spread over instances — what a noisy-label user can measure; otherwise the
+        worst environment's level and spread."""
         if self.fitness:
             return self.fitness
-        return (f"{self.metric}.worst_env.mean", f"-{self.metric}.worst_env.std")
+        env = "clean" if self.noise.labels is not LabelNoise.NONE else "worst_env"
+        return (f"{self.metric}.{env}.mean", f"-{self.metric}.{env}.std")
 
     def with_overrides(self, **sections: Any) -> Task:
         """Copy with overrides in TOML shape, e.g. `with_overrides(budget={"epochs": 40})`."""
@@ -175,14 +194,23 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     raise ValueError(f"task key {key!r} = {value!r} is not allowed; allowed: {allowed}")
 
 
+# Upper bounds far above any task that trains in reasonable time; a typo beyond them gets a
+# message, not an exhausted machine (lossevo.sizing also estimates memory and compute).
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1_000_000
+MAX_WIDTH = 65_536
+MAX_LAYERS = 16
+MAX_SAMPLES = 1_000_000
+
+
 def _validate(t: Task) -> None:
     b, n = t.budget, t.noise
-    if b.epochs < 1:
-        _fail("budget.epochs", b.epochs, "an integer >= 1")
-    if b.batch_size < 1:
-        _fail("budget.batch_size", b.batch_size, "an integer >= 1")
-    if not b.lr > 0:
-        _fail("budget.lr", b.lr, "a float > 0")
+    if not 1 <= b.epochs <= MAX_EPOCHS:
+        _fail("budget.epochs", b.epochs, f"an integer in [1, {MAX_EPOCHS}]")
+    if not 1 <= b.batch_size <= MAX_BATCH:
+        _fail("budget.batch_size", b.batch_size, f"an integer in [1, {MAX_BATCH}]")
+    if not 0 < b.lr < math.inf:
+        _fail("budget.lr", b.lr, "a finite float > 0")
     if b.weight_decay < 0:
         _fail("budget.weight_decay", b.weight_decay, "a float >= 0")
     if not 0.0 <= n.rate < 1.0:
@@ -196,10 +224,23 @@ def _validate(t: Task) -> None:
         _fail("noise.target_df", n.target_df, "a float > 0")
     if not 0.0 < t.test_fraction < 1.0:
         _fail("test_fraction", t.test_fraction, "a float in (0, 1)")
+    if not 0.0 < t.validation.fraction < 1.0:
+        _fail("validation.fraction", t.validation.fraction, "a float in (0, 1)")
+    if not 0.0 <= t.validation.trusted_fraction <= 1.0:
+        _fail("validation.trusted_fraction", t.validation.trusted_fraction, "a float in [0, 1]")
     if t.model.kind is ModelKind.CNN and t.dataset is not DatasetName.DIGITS:
         _fail("model.kind", "cnn", f"'cnn' only with 'digits' (dataset: {t.dataset.value!r})")
-    if any(w < 1 for w in t.model.widths):
-        _fail("model.widths", list(t.model.widths), "a list of integers >= 1")
+    widths = t.model.widths
+    if len(widths) > MAX_LAYERS or any(
+        isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH
+        for w in widths
+    ):
+        _fail("model.widths", list(widths),
+              f"a list of at most {MAX_LAYERS} integers in [1, {MAX_WIDTH}]")
+    if not 0 <= t.n_samples <= MAX_SAMPLES:
+        _fail("n_samples", t.n_samples, f"an integer in [0, {MAX_SAMPLES}] (0: the default)")
+    if t.split_seed < 0:
+        _fail("split_seed", t.split_seed, "an integer >= 0")
     regression = t.dataset is DatasetName.POLY3
     if regression and n.labels is not LabelNoise.NONE:
         _fail("noise.labels", n.labels.value, "'none' for the regression dataset poly3")
@@ -304,7 +345,8 @@ def list_tasks() -> list[str]:
 
 def presets_markdown() -> str:
     """The preset registry as a markdown table (docs/tasks.md embeds it; a test compares)."""
-    rows = ["| preset | data (split) | model | budget | train noise | test environments |",
+    rows = ["| preset | data (train/validation/test) | model | budget | train noise | "
+            "environments |",
             "|---|---|---|---|---|---|"]
     for name in list_tasks():
         t = PRESETS[name]
@@ -318,8 +360,10 @@ def presets_markdown() -> str:
         model = ("CNN 2×conv3 + " if t.model.kind is ModelKind.CNN else "MLP ") + "-".join(
             str(w) for w in t.model.widths)
         b = t.budget
+        val = (1 - t.test_fraction) * t.validation.fraction
+        train = 1 - t.test_fraction - val
         rows.append(
-            f"| `{name}` | {t.dataset.value} ({1 - t.test_fraction:.0%}/{t.test_fraction:.0%},"
+            f"| `{name}` | {t.dataset.value} ({train:.0%}/{val:.0%}/{t.test_fraction:.0%},"
             f" seed {t.split_seed}) | {model} | {b.epochs} ep, batch {b.batch_size}, "
             f"Adam lr {b.lr:g} | {noise} | {', '.join(e.name for e in t.environments)} |"
         )
@@ -328,7 +372,8 @@ def presets_markdown() -> str:
 
 # --------------------------------------------------------------------------- TOML / mappings
 
-_SECTIONS: dict[str, type] = {"model": ModelSpec, "budget": Budget, "noise": Noise}
+_SECTIONS: dict[str, type] = {"model": ModelSpec, "budget": Budget, "noise": Noise,
+                              "validation": Validation}
 _ENUM_FIELDS: dict[tuple[str, str], type[enum.Enum]] = {
     ("model", "kind"): ModelKind,
     ("noise", "labels"): LabelNoise,
@@ -338,7 +383,7 @@ _ENUM_FIELDS: dict[tuple[str, str], type[enum.Enum]] = {
 }
 _TOP_KEYS = (
     "base", "name", "dataset", "model", "budget", "noise", "environments", "fitness",
-    "test_fraction", "split_seed", "n_samples", "sharpness",
+    "test_fraction", "validation", "split_seed", "n_samples", "sharpness",
 )
 
 
@@ -362,8 +407,9 @@ def _coerce(section: str, key: str, value: Any, target: Any) -> Any:
             _fail(where, value, "an integer")
         return value
     if isinstance(target, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(where, value, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value):
+            _fail(where, value, "a finite number")
         return float(value)
     if isinstance(target, tuple):
         if not isinstance(value, (list, tuple)):

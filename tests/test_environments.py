@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from lossevo.data import POLY3_RANGE, load_dataset, poly3
-from lossevo.environments import adversarial_inputs, shifted_test_set
+from lossevo.environments import adversarial_inputs, shifted_set
 from lossevo.models import build_module, init_params, stacked_forward
 from lossevo.tasks import Budget, Environment, EnvKind, load_task
 from lossevo.training import Group, train_models
@@ -14,33 +14,37 @@ from lossevo.training import Group, train_models
 RNG = np.random.default_rng
 
 
+def _on_test(env, d):
+    return shifted_set(env, d.x_test, d.y_test, d.image_shape, RNG(0))
+
+
 def test_clean_and_image_shifts():
     d = load_dataset(load_task("digits-shift"))
-    x, y = shifted_test_set(Environment(), d, RNG(0))
+    x, y = _on_test(Environment(), d)
     assert x is d.x_test and y is d.y_test
     for kind, level in ((EnvKind.ROTATE, 15.0), (EnvKind.TRANSLATE, 1.0)):
-        xs, ys = shifted_test_set(Environment(kind, level), d, RNG(0))
+        xs, ys = _on_test(Environment(kind, level), d)
         assert xs.shape == d.x_test.shape and (ys == d.y_test).all()
         assert np.abs(xs - d.x_test).mean() > 0.05
-        again, _ = shifted_test_set(Environment(kind, level), d, RNG(0))
+        again, _ = _on_test(Environment(kind, level), d)
         assert np.array_equal(xs, again)
-    g, _ = shifted_test_set(Environment(EnvKind.GAUSS, 0.2), d, RNG(0))
+    g, _ = _on_test(Environment(EnvKind.GAUSS, 0.2), d)
     assert abs((g - d.x_test).std() - 0.2) < 0.01
 
 
 def test_tabular_covariate_shifts():
     d = load_dataset(load_task("breast_cancer-sym-0.3"))
-    xs, _ = shifted_test_set(Environment(EnvKind.RESCALE, 1.5), d, RNG(0))
+    xs, _ = _on_test(Environment(EnvKind.RESCALE, 1.5), d)
     np.testing.assert_allclose(xs[:, 0], 1.5 * d.x_test[:, 0], rtol=1e-6)
     np.testing.assert_allclose(xs[:, 1], d.x_test[:, 1])
-    xs, _ = shifted_test_set(Environment(EnvKind.SUBGROUP, 0.8), d, RNG(0))
+    xs, _ = _on_test(Environment(EnvKind.SUBGROUP, 0.8), d)
     assert len(xs) == len(d.x_test) and abs((xs[:, 0] > 0).mean() - 0.8) < 0.01
     assert abs((d.x_test[:, 0] > 0).mean() - 0.8) > 0.2  # the share really changed
 
 
 def test_regression_input_range_shift():
     d = load_dataset(load_task("poly3-outliers"))
-    xs, ys = shifted_test_set(Environment(EnvKind.XSHIFT, 0.25), d, RNG(0))
+    xs, ys = _on_test(Environment(EnvKind.XSHIFT, 0.25), d)
     assert xs.min() < POLY3_RANGE[0] and xs.max() > POLY3_RANGE[1]
     np.testing.assert_allclose(ys, poly3(xs[:, 0]), rtol=1e-5, atol=1e-4)
 

@@ -34,8 +34,10 @@ def test_metric_names_follow_the_pattern(ce_eval, tiny):
     envs = [e.name for e in tiny.environments] + ["worst_env"]
     expected = {f"accuracy.{e}.{s}" for e in envs for s in ("mean", "std", "q90_q10", "min")}
     assert set(ce_eval.metrics) == expected
-    assert ce_eval.fitness == (ce_eval.metrics["accuracy.worst_env.mean"],
-                               -ce_eval.metrics["accuracy.worst_env.std"])
+    # under label noise the default fitness is the clean (noisy-validation) accuracy
+    assert ce_eval.fitness == (ce_eval.metrics["accuracy.clean.mean"],
+                               -ce_eval.metrics["accuracy.clean.std"])
+    assert ce_eval.split == "validation"
     worst = [min(v) for v in zip(*(ce_eval.per_instance["accuracy"][e] for e in envs[:-1]),
                                      strict=True)]
     assert ce_eval.per_instance["accuracy"]["worst_env"] == worst
@@ -94,9 +96,11 @@ def test_regression_task_reports_r2_and_mse():
     assert ev.fitness[0] == ev.metrics["r2.worst_env.mean"]
 
 
-def test_instances_validation(tiny):
-    with pytest.raises(ValueError, match="instances"):
-        evaluate(CE, tiny, instances=0)
+def test_argument_validation(tiny):
+    for kwargs, match in (({"instances": 0}, "instances"), ({"instances": 2.5}, "instances"),
+                          ({"seed": -1}, "seed"), ({"split": "train"}, "validation, test")):
+        with pytest.raises(ValueError, match=match):
+            evaluate(CE, tiny, **kwargs)
 
 
 @pytest.mark.gpu
@@ -111,7 +115,7 @@ def test_reference_table_digits_sym_04():
     """CE collapses late, GCE q=0.7 does not (REFERENCE.md: 65.6 and 92.8)."""
     task = load_task("digits-sym-0.4")
     gce = "div(mul(y_true, sub(1.0, exp(mul(0.7, log(y_pred))))), 0.7)"
-    ce, g = evaluate_many([CE, gce], task, instances=3, seed=0)
+    ce, g = evaluate_many([CE, gce], task, instances=3, seed=0, split="test")
     assert abs(100 * ce.metrics["accuracy.clean.mean"] - 65.6) < 6
     assert abs(100 * g.metrics["accuracy.clean.mean"] - 92.8) < 4
 

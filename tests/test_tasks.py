@@ -34,7 +34,9 @@ def test_reference_protocol_preset():
     assert t.budget == Budget(epochs=150, batch_size=64, lr=1e-3)
     assert t.model.widths == (256, 256) and t.test_fraction == 0.3 and t.split_seed == 0
     assert t.noise.labels is LabelNoise.SYMMETRIC and t.noise.rate == 0.4
-    assert t.fitness_spec == ("accuracy.worst_env.mean", "-accuracy.worst_env.std")
+    assert t.fitness_spec == ("accuracy.clean.mean", "-accuracy.clean.std")
+    assert load_task("digits-shift").fitness_spec == ("accuracy.worst_env.mean",
+                                                      "-accuracy.worst_env.std")
 
 
 def test_regression_preset_metric():
@@ -76,8 +78,16 @@ def test_toml_base_preset(tmp_path):
          r"noise.labels.*allowed: none, symmetric, asymmetric, instance"),
         ('name = "x"\ndataset = "wine"\n[budget]\nepoch = 3', r"budget.'epoch'.*allowed: epochs"),
         ('name = "x"\ndataset = "wine"\ncolour = 1', r"unknown task key 'colour'"),
-        ('name = "x"\ndataset = "wine"\n[budget]\nepochs = 0', r"budget.epochs.*>= 1"),
-        ('name = "x"\ndataset = "wine"\n[budget]\nlr = "fast"', r"budget.lr.*a number"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nepochs = 0', r"budget.epochs.*\[1, 100000\]"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nepochs = 1e9', r"budget.epochs.*an integer"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nepochs = 1000000000',
+         r"budget.epochs.*\[1, 100000\]"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nlr = "fast"', r"budget.lr.*a finite number"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nlr = inf', r"budget.lr.*a finite number"),
+        ('name = "x"\ndataset = "wine"\n[model]\nwidths = [1e9]', r"model.widths.*integers"),
+        ('name = "x"\ndataset = "wine"\n[model]\nwidths = [1000000000]',
+         r"model.widths.*\[1, 65536\]"),
+        ('name = "x"\ndataset = "wine"\nsplit_seed = -1', r"split_seed.*>= 0"),
         ('name = "x"\ndataset = "wine"\n[noise]\nlabels = "symmetric"\nrate = 1.5',
          r"noise.rate.*\[0, 1\)"),
         ('name = "x"\ndataset = "wine"\n[model]\nkind = "cnn"', r"model.kind.*'digits'"),

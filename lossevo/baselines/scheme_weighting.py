@@ -16,7 +16,7 @@ import torch
 from dro.nn import chi2_weights
 from lossevo.baselines.scheme_base import BaselineScheme, SeedStreams
 from lossevo.data import load_dataset
-from lossevo.environments import shifted_test_set
+from lossevo.environments import shifted_set
 from lossevo.loss import one_hot
 from lossevo.models import Params
 from lossevo.tasks import EnvKind, Task
@@ -150,9 +150,8 @@ def _environment_groups(ctx: SchemeContext, task: Task, streams: SeedStreams
     xs, gs = [], []
     for u, rng in enumerate(streams.rngs):
         x = (ctx.x if ctx.shared_x else ctx.x[first[u]]).cpu().numpy()
-        shifted = data.__class__(data.x_train, data.y_train, x, data.y_train, data.n_classes,
-                                 data.image_shape, data.clip)
-        copies = np.stack([x] + [shifted_test_set(e, shifted, rng)[0] for e in envs])
+        copies = np.stack([x] + [shifted_set(e, x, data.y_train, data.image_shape, rng)[0]
+                                 for e in envs])
         g = rng.permutation(len(x)) % copies.shape[0]
         xs.append(copies[g, np.arange(len(x))])
         gs.append(g)

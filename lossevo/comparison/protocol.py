@@ -8,6 +8,10 @@ numbers, not even in the last bits (batch shape changes float rounding; docs/tas
 and expression contenders may share a batch with ``chunk > 1``; a training scheme is always a
 unit of its own. A failing contender is recorded with its reason and never stops the run; a
 scheme or loss that does not apply to a task is recorded as ``n/a`` with the reason.
+
+Units run as they come (``backend.as_completed``); each finished one is kept in the output
+directory (:mod:`lossevo.comparison.units`), so Ctrl-C raises :class:`CompareInterrupted`
+saying what was kept, and a rerun with the same ``--out`` trains only the rest.
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from typing import Any
 
 from lossevo.backends import make_backend
 from lossevo.comparison.config import CompareConfig, Contender, load_compare_config
+from lossevo.comparison.units import UnitStore, check_out_dir
 from lossevo.tasks import Task
 
-__all__ = ["compare", "make_units", "run_comparison", "run_unit"]
+__all__ = ["CompareInterrupted", "compare", "make_units", "run_comparison", "run_unit"]
 
 Result = dict[str, Any]
+
+
+class CompareInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a comparison; the message says which units were kept and how to go on."""
 
 
 class _NotApplicable(Exception):
@@ -96,7 +105,7 @@ def run_unit(payload: dict[str, Any]) -> list[Result]:
             try:
                 evals = evaluate_many([b[1] for b in built], task,
                                       instances=payload["instances"], seed=payload["seed"],
-                                      device=payload["device"], **kwargs)
+                                      device=payload["device"], split="test", **kwargs)
             except Exception as exc:
                 evals = [None] * len(built)
                 reason = f"{type(exc).__name__}: {exc}"
@@ -127,7 +136,8 @@ def make_units(cfg: CompareConfig, device: str | None = None) -> list[dict[str, 
     return units
 
 
-def _progress_line(unit_results: list[Result], done: int, total: int, elapsed: float) -> str:
+def _progress_line(unit_results: list[Result], done: int, total: int, elapsed: float,
+                   trained: int) -> str:
     parts = []
     for r in unit_results:
         if r["status"] == "ok":
@@ -136,43 +146,75 @@ def _progress_line(unit_results: list[Result], done: int, total: int, elapsed: f
                          f"worst-env {r['metric']} {score:.3f}")
         else:
             parts.append(f"{r['contender']} on {r['task']}: {r['status']} ({r['reason']})")
-    left = elapsed / done * (total - done)
+    left = elapsed / trained * (total - done)
     return f"[{done}/{total}] " + "; ".join(parts) + f" — ~{left / 60:.1f} min left"
 
 
+def _interrupted(done: int, kept: int, total: int, store: UnitStore | None) -> str:
+    if store is None:
+        return f"{done} of {total} units had finished; nothing is kept (no output directory)"
+    return (f"{kept} of {total} units are finished and kept in {store.root}; rerun the same "
+            "compare with the same --out to train only the rest (a unit is reused while its "
+            "task, contenders, instances, seed and device are unchanged)")
+
+
 def run_comparison(cfg: CompareConfig, *, device: str | None = None,
-                   log: Callable[[str], None] | None = None) -> list[Result]:
+                   log: Callable[[str], None] | None = None,
+                   store: UnitStore | None = None) -> list[Result]:
     """Train every contender on every task; one result dict per (contender, task), in
-    config order. Progress lines go to ``log`` (unit by unit, with a time-left estimate)."""
+    config order. Progress lines go to ``log`` (unit by unit, with a time-left estimate).
+
+    ``store``: units found there are reused, units finished here are kept there as they
+    complete. Ctrl-C stops the workers at once and raises :class:`CompareInterrupted`.
+    """
     units = make_units(cfg, device)
     order = {(t.name, c.label): i for i, (t, c) in enumerate(
         (t, c) for t in cfg.tasks for c in cfg.contenders)}
-    results: list[Result] = []
+    done: dict[int, list[Result]] = {}
+    kept = 0
     b = cfg.backend
-    started = time.perf_counter()
-    with make_backend(b.name, workers=b.workers or None, scheduler=b.scheduler or None,
-                      chunk_size=1) as backend:
-        step = 1 if b.name == "serial" else max(1, backend.workers)
-        for lo in range(0, len(units), step):
-            batch = units[lo:lo + step]
-            outcomes = backend.map(run_unit, batch, return_exceptions=True)
-            for j, (unit, res) in enumerate(zip(batch, outcomes, strict=True)):
-                if isinstance(res, BaseException):  # a worker died: only its unit is lost
-                    res = [_record(c["label"], unit["task"], "failed", f"worker error: {res}")
-                           for c in unit["contenders"]]
-                results += res
-                if log is not None:
-                    log(_progress_line(res, lo + j + 1, len(units),
-                                       time.perf_counter() - started))
+    try:
+        if store is not None:
+            for i, unit in enumerate(units):
+                found = store.load(unit)
+                if found is not None:
+                    done[i] = found
+            kept = len(done)
+            if done and log is not None:
+                log(f"compare: reusing {len(done)} of {len(units)} finished units from "
+                    f"{store.root}")
+        todo = [i for i in range(len(units)) if i not in done]
+        started = time.perf_counter()
+        if todo:
+            with make_backend(b.name, workers=b.workers or None, scheduler=b.scheduler or None,
+                              chunk_size=1) as backend:
+                for trained, (j, res) in enumerate(backend.as_completed(
+                        run_unit, [units[i] for i in todo], return_exceptions=True), 1):
+                    unit = units[todo[j]]
+                    if isinstance(res, BaseException):  # a worker error: only its unit is lost
+                        res = [_record(c["label"], unit["task"], "failed",
+                                       f"worker error: {res}") for c in unit["contenders"]]
+                    elif store is not None:
+                        kept += store.save(unit, res)
+                    done[todo[j]] = res
+                    if log is not None:
+                        log(_progress_line(res, len(done), len(units),
+                                           time.perf_counter() - started, trained))
+    except KeyboardInterrupt:
+        raise CompareInterrupted(_interrupted(len(done), kept, len(units), store)) from None
+    results = [r for i in sorted(done) for r in done[i]]
     return sorted(results, key=lambda r: order[(r["task"], r["contender"])])
 
 
 def compare(config: str | Path | CompareConfig, out: str | Path, *, quiet: bool = False,
-            device: str | None = None, **overrides: Any) -> Path:
+            device: str | None = None, reuse: bool = True, **overrides: Any) -> Path:
     """Run a comparison and write compare.csv/.json/.md and plots into ``out``.
 
     ``config``: a TOML path or a CompareConfig; ``overrides`` (TOML path only): backend
-    ``name``/``workers``/``scheduler`` and ``instances``. Returns the output directory.
+    ``name``/``workers``/``scheduler`` and ``instances``. ``out`` is checked (created,
+    writable) before any training; finished units are kept in ``out/units`` and, with
+    ``reuse``, units kept by an earlier run of the same units are not trained again.
+    Returns the output directory.
     """
     from lossevo.comparison.report import write_outputs
 
@@ -181,12 +223,14 @@ def compare(config: str | Path | CompareConfig, out: str | Path, *, quiet: bool 
     else:
         cfg = load_compare_config(config, **overrides)
         text = Path(config).read_text()
+    out = check_out_dir(out)
+    store = UnitStore(out, reuse=reuse)
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if log is not None:
         log(f"compare: {len(cfg.contenders)} contenders × {len(cfg.tasks)} tasks, "
             f"{cfg.instances} instances, seed {cfg.seed}, backend {cfg.backend.name}")
     t0 = time.perf_counter()
-    results = run_comparison(cfg, device=device, log=log)
+    results = run_comparison(cfg, device=device, log=log, store=store)
     path = write_outputs(cfg, results, out, config_text=text,
                          seconds=time.perf_counter() - t0)
     if log is not None:
