@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lossevo.data import Dataset, load_dataset
+from lossevo.early_stopping import EarlyStopper
 from lossevo.environments import adversarial_inputs, shifted_set
 from lossevo.models import Params, build_module, init_params, stacked_forward
 from lossevo.noise import corrupt_inputs, corrupt_labels, corrupt_targets
@@ -83,6 +84,7 @@ class _Candidate:
     rejected: str | None = None
     per_instance: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
     seconds: float = 0.0
+    stopped: dict[int, int] = field(default_factory=dict)  # instance -> epoch kept
 
 
 def _prepare(loss: Any, kind: str) -> _Candidate:
@@ -216,6 +218,7 @@ def _score(
 def _train_batch(
     task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int], seed: int,
     device: torch.device, scheme: TrainingScheme | None, split: str,
+    early_stopping: bool = False,
 ) -> None:
     """Train every (candidate, instance) pair together; store per-instance scores."""
     data = load_dataset(task)
@@ -247,14 +250,23 @@ def _train_batch(
             for c in cands:
                 c.rejected = f"scheme {scheme!r} raised {type(exc).__name__}: {exc}"
             return
+    stopper = None
+    if early_stopping:
+        x_val, y_val = _split_arrays(task, seed, "validation")
+        if kind == "regression":
+            y_val = ((y_val - loc) / scale).astype(np.float32)
+        stopper = EarlyStopper(module, params, torch.as_tensor(x_val, device=device),
+                               torch.as_tensor(y_val, device=device), kind == "regression")
     result = train_models(module, params, x, y, groups, task.budget,
-                          [seeds[r][2] for r in rows], shared_x, scheme, state)
+                          [seeds[r][2] for r in rows], shared_x, scheme, state,
+                          on_epoch=stopper)
+    trained = result.params if stopper is None else stopper.best
     alive = [i for i, f in enumerate(result.failures) if f is None]
     scores: PerInstance = {}
     if alive:
         keep = torch.as_tensor([i * k_count + j for i in alive for j in range(k_count)],
                                device=device)
-        scores = _score(task, module, {k: v[keep] for k, v in result.params.items()},
+        scores = _score(task, module, {k: v[keep] for k, v in trained.items()},
                         seed, device, split)
     share = (time.perf_counter() - started) / len(cands)
     for i, c in enumerate(cands):
@@ -264,6 +276,8 @@ def _train_batch(
             continue
         pos = alive.index(i)
         for j, k in enumerate(instance_ids):
+            if stopper is not None:
+                c.stopped[k] = int(stopper.epoch[i * k_count + j])
             c.per_instance[k] = {
                 metric: {env: float(v[pos * k_count + j]) for env, v in envs.items()}
                 for metric, envs in scores.items()
@@ -272,11 +286,12 @@ def _train_batch(
 
 def _run_round(task: Task, cands: Sequence[_Candidate], instance_ids: Sequence[int],
                seed: int, device: torch.device, scheme: TrainingScheme | None = None,
-               split: str = "validation") -> None:
+               split: str = "validation", early_stopping: bool = False) -> None:
     todo = [c for c in cands if c.rejected is None]
     per_batch = max(1, MAX_MODELS.get(device.type, 64) // max(1, len(instance_ids)))
     for lo in range(0, len(todo), per_batch):
-        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device, scheme, split)
+        _train_batch(task, todo[lo:lo + per_batch], instance_ids, seed, device, scheme, split,
+                     early_stopping)
 
 
 def _per_instance_arrays(c: _Candidate) -> PerInstance:
@@ -296,14 +311,16 @@ def _finish(task: Task, c: _Candidate, trainings: int, raced_out: bool,
     per = with_worst_env(_per_instance_arrays(c))
     metrics = summarize(per)
     listed = {m: {e: v.tolist() for e, v in envs.items()} for m, envs in per.items()}
+    extra = {"stopped_epoch": [c.stopped[k] for k in sorted(c.stopped)]} if c.stopped else {}
     return Evaluation(c.text, metrics, fitness_vector(metrics, spec), listed, c.seconds,
-                      trainings, None, raced_out, len(c.per_instance), split=split)
+                      trainings, None, raced_out, len(c.per_instance), extra, split)
 
 
 def evaluate_many(
     losses: Sequence[Any], task: Task, *, instances: int = 8, seed: int = 0,
     racing: Racing | None = None, device: str | torch.device | None = None,
     scheme: TrainingScheme | None = None, split: str = "validation",
+    early_stopping: bool = False,
 ) -> list[Evaluation]:
     """Evaluate a population; all its candidates × instances train in shared batches.
 
@@ -313,6 +330,8 @@ def evaluate_many(
     `scheme` (see lossevo.baselines.schemes) trains each candidate with that scheme around its
     loss; where it does not apply to the task, every candidate is rejected with the reason.
     `split`: where scores come from — "validation" for every choice, "test" for reports.
+    `early_stopping`: each model keeps its best epoch by clean accuracy on the (noisy)
+    validation split (lossevo.early_stopping); `extra["stopped_epoch"]` lists them.
     """
     if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
         raise ValueError(f"instances = {instances!r}; allowed: an integer >= 1")
@@ -329,12 +348,13 @@ def evaluate_many(
     valid = [i for i, c in enumerate(cands) if c.rejected is None]
     if racing is None:
         _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev, scheme,
-                   split)
+                   split, early_stopping)
         return [_finish(task, c, instances if i in valid else 0, False, split)
                 for i, c in enumerate(cands)]
 
     def run_round(idx: list[int], instance_ids: list[int]) -> list[int]:
-        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev, scheme, split)
+        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev, scheme, split,
+                   early_stopping)
         return [i for i in idx if cands[i].rejected is None]
 
     def score(i: int) -> float:
@@ -348,8 +368,8 @@ def evaluate_many(
 def evaluate(
     loss: Any, task: Task, *, instances: int = 8, seed: int = 0,
     device: str | torch.device | None = None, scheme: TrainingScheme | None = None,
-    split: str = "validation",
+    split: str = "validation", early_stopping: bool = False,
 ) -> Evaluation:
     """Evaluate one candidate on `instances` instances (see evaluate_many)."""
     return evaluate_many([loss], task, instances=instances, seed=seed, device=device,
-                         scheme=scheme, split=split)[0]
+                         scheme=scheme, split=split, early_stopping=early_stopping)[0]

@@ -192,13 +192,15 @@ def train_models(
     shared_x: bool,
     scheme: TrainingScheme | None = None,
     state: Any = None,
+    on_epoch: Callable[[int, Params], None] | None = None,
 ) -> TrainResult:
     """Train all stacked models for `budget.epochs` epochs (last batch partial, like a
     DataLoader without drop_last). x: (N, D) if `shared_x` else (M, N, D); y: (M, N).
     `scheme` (with its `state` from `scheme.init_state`) changes the objective or the step;
     an exception inside the scheme rejects every candidate still alive. A loss with a
     `weight_l1` attribute δ > 0 (ANL-CE) gets δ·sign(θ), the subgradient of δ‖θ‖₁, added to
-    its own models' gradients at every step, whatever the scheme."""
+    its own models' gradients at every step, whatever the scheme. `on_epoch(epoch, params)`
+    sees the (detached) parameters after every epoch, e.g. for early stopping."""
     scheme = _PLAIN if scheme is None else scheme
     device = y.device
     n_models, n = y.shape
@@ -253,6 +255,8 @@ def train_models(
                 failures[g] = f"non-finite training loss (nan/inf) in epoch {epoch + 1}"
         if not any(alive):
             break
+        if on_epoch is not None:
+            on_epoch(epoch, {k: v.detach() for k, v in leaves.items()})
     final = {k: v.detach() for k, v in leaves.items()}
     for g, grp in enumerate(groups):
         if alive[g] and not all(bool(torch.isfinite(v[grp.start:grp.stop]).all())
