@@ -4,7 +4,9 @@ Constructors only store parameters; ``fit`` validates them and the data, solves 
 :func:`dro.convex.solve.fit_linear_dro` and sets the fitted attributes (ending in ``_``):
 ``coef_``, ``intercept_``, ``robust_objective_``, ``worst_case_weights_`` (None for
 Wasserstein, whose worst case moves samples instead of reweighting them), ``solver_status_``
-and ``solver_``.
+and ``solver_`` ('closed form' where θ = 0 is provably optimal). The Wasserstein ``radius``
+and ``kappa`` are in feature units; docs/dro.md says how they map onto the standardized
+features the solvers see.
 """
 
 from __future__ import annotations

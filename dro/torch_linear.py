@@ -38,9 +38,9 @@ def fit_linear_torch(
     X: np.ndarray, y: np.ndarray, *, formulation: str, spec: LossSpec, radius: float,
     dual_p: float = 2.0, kappa: float = math.inf, fit_intercept: bool = True,
     device: str | None = None, dtype: torch.dtype = torch.float64, max_iter: int = 2000,
-    gtol: float = 1e-7,
+    gtol: float = 1e-7, weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Minimise the Wasserstein (κ = ∞, ℓ2 dual norm) or χ² objective; returns (θ, b)."""
+    """Minimise the Wasserstein (κ = ∞, ℓ2 dual norm ‖w ⊙ θ‖₂) or χ² objective; returns (θ, b)."""
     if not spec.smooth:
         raise InvalidParameterError(f"solver='torch' needs a smooth loss, got {spec.name!r}")
     if formulation == "cvar" or (
@@ -54,6 +54,8 @@ def fit_linear_torch(
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
     yt = torch.as_tensor(y, dtype=dtype, device=dev)
     d = Xt.shape[1]
+    w = torch.ones(d, dtype=dtype, device=dev) if weights is None else torch.as_tensor(
+        weights, dtype=dtype, device=dev)
     z = torch.zeros(d + 1, dtype=dtype, device=dev, requires_grad=True)
 
     def objective() -> torch.Tensor:
@@ -61,7 +63,7 @@ def fit_linear_torch(
         losses = torch_losses(spec, Xt @ z[:d] + b, yt)
         if formulation == "chi2":
             return chi2_risk(losses, radius)
-        norm = torch.linalg.vector_norm(z[:d])
+        norm = torch.linalg.vector_norm(w * z[:d])
         if spec.name == "squared":
             return torch.sqrt(losses.mean()) + radius * norm
         return losses.mean() + radius * spec.lipschitz * norm

@@ -72,3 +72,12 @@ def test_bad_radius_is_named(bad: object) -> None:
 def test_bad_alpha_is_named(bad: float) -> None:
     with pytest.raises(InvalidParameterError, match="alpha"):
         cvar_worst_case(np.ones(3), bad)
+
+
+@pytest.mark.parametrize("rho", [0.01, 1.0, 100.0])
+def test_chi2_near_tied_losses_equal_primal(rho: float) -> None:
+    # Near ties (losses at θ = 0 take two values) make many dual segments admissible.
+    loss = np.r_[np.full(250, 0.7), np.full(150, 0.7 + 1e-11), np.full(100, 0.2)]
+    value, q = chi2_worst_case(loss, rho)
+    assert value == pytest.approx(chi2_primal_cvxpy(loss, rho), rel=1e-6, abs=1e-8)
+    assert q @ loss == pytest.approx(value, rel=1e-10)

@@ -1,5 +1,6 @@
 """Exact convex DRO for linear models: cvxpy programs (radius as a Parameter), exact
-worst-case evaluators, structured L-BFGS solvers and the certified dispatcher."""
+worst-case evaluators, structured L-BFGS solvers and the certified dispatcher, which solves
+on standardized features (scaling) and checks every answer (certify) before returning it."""
 
 from dro.convex.chi2 import chi2_objective, chi2_program
 from dro.convex.cvar import cvar_objective, cvar_program

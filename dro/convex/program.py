@@ -62,7 +62,9 @@ class LinearDROProgram:
     intercept: object | None
     to_parameter: Callable[[float], float] = field(default=lambda r: r)
     to_objective: Callable[[float], float] = field(default=lambda v: v)
-    weight_constraint: object | None = None  # constraint ℓ ≤ s whose dual is q
+    # Constraint(s) ℓ ≤ s whose duals are the worst-case weights q (for Wasserstein with
+    # finite κ two: kept labels, then flipped labels — q has 2n entries).
+    weight_constraint: object | None = None
 
     def __post_init__(self) -> None:
         if not self.problem.is_dcp(dpp=True):  # type: ignore[attr-defined]
@@ -88,9 +90,9 @@ class LinearDROProgram:
         status = prob.status  # type: ignore[attr-defined]
         ok = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) if allow_inaccurate else (cp.OPTIMAL,)
         if status not in ok:
+            other = "" if str(solver).upper() == DEFAULT_SOLVER else f"; try {DEFAULT_SOLVER}"
             raise SolverError(
-                f"{solver} returned status {status!r} at radius={radius} (need 'optimal'); "
-                "try solver='CLARABEL' or the structured solver"
+                f"{solver} returned status {status!r} at radius={radius} (need 'optimal'){other}"
             )
         b = 0.0 if self.intercept is None else float(self.intercept.value)  # type: ignore[attr-defined]
         return ProgramResult(
@@ -103,10 +105,13 @@ class LinearDROProgram:
         )
 
     def _dual_weights(self) -> np.ndarray | None:
-        con = self.weight_constraint
-        if con is None or con.dual_value is None:  # type: ignore[attr-defined]
+        cons = self.weight_constraint
+        if cons is None:
             return None
-        q = np.maximum(np.asarray(con.dual_value, dtype=float).ravel(), 0.0)  # type: ignore[attr-defined]
+        duals = [c.dual_value for c in (cons if isinstance(cons, list) else [cons])]  # type: ignore[attr-defined]
+        if any(v is None for v in duals):
+            return None
+        q = np.maximum(np.concatenate([np.asarray(v, dtype=float).ravel() for v in duals]), 0.0)
         return q / q.sum() if q.sum() > 0 else None
 
     def sweep(self, radii, solver: str = DEFAULT_SOLVER, **kwargs) -> list[ProgramResult]:

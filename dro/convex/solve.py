@@ -1,9 +1,10 @@
 """One entry point that picks a solver for a linear DRO problem and certifies its answer.
 
-Every answer is re-evaluated by the exact worst-case formulas (wasserstein_objective,
-chi2_objective, cvar_objective): a cvxpy solver whose reported optimum disagrees with the
-objective at its own solution raises SolverError (SCS once reported a wrong "optimal" χ²
-value this way), as does any status other than 'optimal'.
+The solvers work on standardized features (dro.convex.scaling) and the model is mapped back,
+so rescaling a feature cannot turn a solvable problem into an ill-conditioned one. Every
+answer then passes the checks of dro.convex.certify (exact numpy worst case, no better
+always-feasible model, a duality gap for 'optimal_inaccurate') or raises SolverError; with
+``solver=None`` a structured L-BFGS answer that fails falls back to Clarabel first.
 """
 
 from __future__ import annotations
@@ -14,24 +15,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from dro._validation import check_choice
-from dro.convex.chi2 import chi2_objective, chi2_program
-from dro.convex.cvar import cvar_objective, cvar_program
-from dro.convex.losses import LossSpec
-from dro.convex.program import DEFAULT_SOLVER, installed_cvxpy_solvers
-from dro.convex.structured import (
-    lbfgs_chi2,
-    lbfgs_supported,
-    lbfgs_wasserstein,
-    weighted_erm_value,
+from dro.convex.certify import (
+    RTOL,
+    Candidate,
+    certify,
+    erm_candidate,
+    objective_scale,
+    zero_candidate,
+    zero_radius_bound,
 )
-from dro.convex.wasserstein import wasserstein_objective, wasserstein_program
+from dro.convex.chi2 import chi2_program
+from dro.convex.cvar import cvar_program
+from dro.convex.losses import LossSpec
+from dro.convex.problem import LinearDROProblem, robust_objective
+from dro.convex.program import DEFAULT_SOLVER, installed_cvxpy_solvers
+from dro.convex.scaling import standardizer
+from dro.convex.structured import lbfgs_chi2, lbfgs_supported, lbfgs_wasserstein
+from dro.convex.wasserstein import wasserstein_program
 from dro.errors import InvalidParameterError, SolverError
 
 __all__ = ["FORMULATIONS", "LinearDROFit", "fit_linear_dro", "robust_objective"]
 
 FORMULATIONS = ("wasserstein", "chi2", "cvar")
-_CHECK_RTOL = 1e-5
-_ZERO_ATOL = 1e-6
+_MAX_WEIGHT = 100.0  # bound on the Wasserstein norm weights w = s/σ (dro.convex.scaling)
 
 
 @dataclass(frozen=True)
@@ -44,21 +50,6 @@ class LinearDROFit:
     weights: np.ndarray | None
     status: str
     solver: str
-
-
-def robust_objective(
-    formulation: str, X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
-    spec: LossSpec, *, radius: float, dual_p: float = 2.0, kappa: float = math.inf,
-) -> tuple[float, np.ndarray | None]:
-    """Exact worst-case loss of a given linear model, with the worst-case weights if any."""
-    if formulation == "wasserstein":
-        v = wasserstein_objective(
-            X, y, coef, intercept, spec, radius=radius, dual_p=dual_p, kappa=kappa
-        )
-        return v, None
-    if formulation == "chi2":
-        return chi2_objective(X, y, coef, intercept, spec, radius=radius)
-    return cvar_objective(X, y, coef, intercept, spec, alpha=radius)
 
 
 def _resolve_solver(solver: str | None, supported: bool) -> str:
@@ -79,6 +70,14 @@ def _resolve_solver(solver: str | None, supported: bool) -> str:
     return solver.upper()
 
 
+def _advice(tried: list[str], supported: bool) -> str:
+    """Other solvers worth a try: never one that already failed on this problem."""
+    others = ["lbfgs"] if supported else []
+    others += [s for s in (DEFAULT_SOLVER, "SCS") if s in installed_cvxpy_solvers()]
+    others = [s for s in others if s not in tried]
+    return f"; other solvers: {', '.join(f'solver={s!r}' for s in others)}" if others else ""
+
+
 def fit_linear_dro(
     X: np.ndarray, y: np.ndarray, *, formulation: str, spec: LossSpec, radius: float,
     dual_p: float = 2.0, kappa: float = math.inf, fit_intercept: bool = True,
@@ -93,69 +92,71 @@ def fit_linear_dro(
             f"solver='lbfgs' needs a smooth loss (got {spec.name!r}) and, for Wasserstein, "
             f"kappa=inf with norm 2 or inf; use solver=None or a cvxpy solver"
         )
-    auto = solver is None or solver == "auto"
-    try:
-        coef, b, status, reported, dual_q = _dispatch(
-            method, X, y, formulation, spec, radius, dual_p, kappa, fit_intercept
-        )
-    except SolverError:
-        if not (auto and method == "lbfgs"):
-            raise
-        # A kink at the optimum (e.g. θ = 0 where all losses tie) stalls L-BFGS; the conic
-        # program has no such trouble.
-        method = DEFAULT_SOLVER
-        coef, b, status, reported, dual_q = _dispatch(
-            method, X, y, formulation, spec, radius, dual_p, kappa, fit_intercept
-        )
-    value, weights = robust_objective(
-        formulation, X, y, coef, b, spec, radius=radius, dual_p=dual_p, kappa=kappa
-    )
-    if status == "optimal_inaccurate":
-        # Certify by a lower bound: 0 (losses are ≥ 0; separable data never attain the
-        # infimum), or min_θ Σ q_i ℓ_i(θ) for the solver's dual weights q (weak duality).
-        lower = 0.0
-        if value > _ZERO_ATOL and dual_q is not None:
-            lower = max(lower, weighted_erm_value(X, y, spec, dual_q, fit_intercept))
-        gap = value - lower
-        if gap > _ZERO_ATOL * (1.0 + abs(value)):
-            raise SolverError(
-                f"{method} returned status 'optimal_inaccurate' at radius={radius} and the "
-                f"duality gap {gap:.3g} does not certify it; try solver='CLARABEL' or 'lbfgs'"
-            )
-        status = f"optimal_inaccurate (certified: duality gap {max(gap, 0.0):.1e})"
-    elif reported is not None and abs(reported - value) > _CHECK_RTOL * (1.0 + abs(value)):
-        raise SolverError(
-            f"{method} reported the optimum {reported:.8g} but the worst-case loss at its "
-            f"solution is {value:.8g}; the answer is inaccurate (try solver='CLARABEL')"
-        )
-    return LinearDROFit(np.asarray(coef, float), float(b), float(value), weights, status, method)
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    user = LinearDROProblem(formulation, X, y, spec, float(radius), float(dual_p),
+                            float(kappa), bool(fit_intercept))
+    std = standardizer(X, user.fit_intercept,
+                       _MAX_WEIGHT if formulation == "wasserstein" else math.inf)
+    zero = zero_candidate(user)
+    bound = zero_radius_bound(user, std.mean)
+    if bound is not None and user.radius >= bound[0]:
+        status = f"optimal (θ = 0 proven optimal: radius ≥ {bound[1]} = {bound[0]:.4g})"
+        return _closed_form(user, zero, status)
+    scale = objective_scale(user, zero)
+    if zero.value <= RTOL * scale:  # no objective is negative (one class, constant labels)
+        status = f"optimal (θ = 0 is within {zero.value:.1e} of the lower bound 0)"
+        return _closed_form(user, zero, status)
+    inner = user.standardized(std)
+    erm, erm_value = erm_candidate(user, inner, std)
+    candidates = [zero, erm]
+    # A kink at the optimum (e.g. θ = 0 where all losses tie) can stall L-BFGS; the conic
+    # program has no such trouble, so the automatic choice falls back to it.
+    auto = solver in (None, "auto") and method == "lbfgs"
+    methods = [method, DEFAULT_SOLVER] if auto else [method]
+    failures = []
+    for m in methods:
+        try:
+            coef_s, b_s, status, reported, dual_q = _dispatch(m, inner)
+            out = certify(user, inner, std, coef_s, b_s, method=m, status=status,
+                          reported=reported, dual_q=dual_q, candidates=candidates,
+                          erm_value=erm_value, scale=scale)
+        except SolverError as exc:
+            failures.append(str(exc))
+            continue
+        return LinearDROFit(out.coef, out.intercept, out.value, out.weights, out.status, m)
+    raise SolverError("; then ".join(failures) + _advice(methods, supported))
 
 
-def _dispatch(method, X, y, formulation, spec, radius, dual_p, kappa, fit_intercept):
-    """Run one solver; returns (θ, b, status, reported optimum or None, dual q or None)."""
+def _closed_form(user: LinearDROProblem, zero: Candidate, status: str) -> LinearDROFit:
+    weights = user.objective(zero.coef, zero.intercept)[1]
+    return LinearDROFit(zero.coef, zero.intercept, zero.value, weights, status, "closed form")
+
+
+def _dispatch(method: str, p: LinearDROProblem):
+    """Run one solver on ``p``; returns (θ, b, status, reported optimum or None, dual q or None)."""
+    X, y, spec, radius = p.X, p.y, p.spec, p.radius
     if method == "lbfgs":
-        if formulation == "chi2":
-            coef, b = lbfgs_chi2(X, y, spec, radius=radius, fit_intercept=fit_intercept)
+        if p.formulation == "chi2":
+            coef, b = lbfgs_chi2(X, y, spec, radius=radius, fit_intercept=p.fit_intercept)
         else:
-            coef, b = lbfgs_wasserstein(
-                X, y, spec, radius=radius, dual_p=dual_p, fit_intercept=fit_intercept
-            )
+            coef, b = lbfgs_wasserstein(X, y, spec, radius=radius, dual_p=p.dual_p,
+                                        fit_intercept=p.fit_intercept, weights=p.weights)
         return coef, b, "optimal", None, None
     if method == "torch":
         from dro.torch_linear import fit_linear_torch
 
         coef, b = fit_linear_torch(
-            X, y, formulation=formulation, spec=spec, radius=radius, dual_p=dual_p,
-            kappa=kappa, fit_intercept=fit_intercept,
+            X, y, formulation=p.formulation, spec=spec, radius=radius, dual_p=p.dual_p,
+            kappa=p.kappa, fit_intercept=p.fit_intercept, weights=p.weights,
         )
         return coef, b, "converged", None, None
-    if formulation == "wasserstein":
-        prog = wasserstein_program(
-            X, y, spec, dual_p=dual_p, kappa=kappa, fit_intercept=fit_intercept
-        )
-    elif formulation == "chi2":
-        prog = chi2_program(X, y, spec, fit_intercept=fit_intercept)
+    if p.formulation == "wasserstein":
+        prog = wasserstein_program(X, y, spec, dual_p=p.dual_p, kappa=p.kappa,
+                                   fit_intercept=p.fit_intercept, weights=p.weights)
+    elif p.formulation == "chi2":
+        prog = chi2_program(X, y, spec, fit_intercept=p.fit_intercept)
     else:
-        prog = cvar_program(X, y, spec, fit_intercept=fit_intercept)
+        prog = cvar_program(X, y, spec, fit_intercept=p.fit_intercept)
     res = prog.solve(radius, solver=method, allow_inaccurate=True)
     return res.coef, res.intercept, res.status, res.value, res.dual_weights

@@ -1,8 +1,8 @@
 """Fast exact solvers that exploit structure (scipy L-BFGS-B), checked against the cvxpy programs.
 
-* Wasserstein, κ = ∞, smooth loss: mean ℓ + ε·L‖θ‖_* is smooth except at θ = 0 for the ℓ2
-  dual norm (θ = 0 is tested first by its optimality condition) and, for the ℓ1 dual norm,
-  becomes smooth with bounds after θ = θ⁺ − θ⁻.
+* Wasserstein, κ = ∞, smooth loss: mean ℓ + ε·L‖w ⊙ θ‖_* (w: standardization weights) is
+  smooth except at θ = 0 for the ℓ2 dual norm (θ = 0 is tested first by its optimality
+  condition) and, for the ℓ1 dual norm, becomes smooth with bounds after θ = θ⁺ − θ⁻.
 * χ², smooth loss: V(θ) = sup_q qᵀℓ(θ) has a unique maximiser q* for ρ > 0, so by Danskin
   ∇V = Σ q*_i ∇ℓ_i, and q* comes exactly from a sort (the one-dimensional dual).
 A run that does not reach a tiny projected gradient raises SolverError.
@@ -20,7 +20,7 @@ from dro.convex.losses import LossSpec, loss_and_derivative
 from dro.convex.worst_case import chi2_worst_case
 from dro.errors import SolverError
 
-__all__ = ["lbfgs_chi2", "lbfgs_supported", "lbfgs_wasserstein", "weighted_erm_value"]
+__all__ = ["lbfgs_chi2", "lbfgs_supported", "lbfgs_wasserstein", "weighted_erm"]
 
 _GTOL = 1e-6
 
@@ -71,10 +71,11 @@ def _smooth_part(spec: LossSpec, X: np.ndarray, y: np.ndarray, fit_intercept: bo
 
 def lbfgs_wasserstein(
     X: np.ndarray, y: np.ndarray, spec: LossSpec, *, radius: float, dual_p: float,
-    fit_intercept: bool,
+    fit_intercept: bool, weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Minimise mean ℓ + ε·L‖θ‖_* (κ = ∞); returns (θ, b)."""
+    """Minimise mean ℓ + ε·L‖w ⊙ θ‖_* (κ = ∞; w = 1 unless given); returns (θ, b)."""
     d = X.shape[1]
+    w = np.ones(d) if weights is None else np.asarray(weights, dtype=float)
     f = _smooth_part(spec, X, y, fit_intercept)
     pen = radius * (1.0 if spec.name == "squared" else spec.lipschitz)
     nb = 1 if fit_intercept else 0
@@ -87,25 +88,29 @@ def lbfgs_wasserstein(
 
             b0 = float(_run(f_b, np.zeros(1), what="the intercept-only model")[0])
         _, g0, _ = f(np.zeros(d), b0)
-        if np.linalg.norm(g0) <= pen * (1.0 + 1e-12):  # 0 ∈ ∂: θ = 0 is optimal
+        if np.linalg.norm(g0 / w) <= pen * (1.0 + 1e-12):  # 0 ∈ ∂: θ = 0 is optimal
             return np.zeros(d), b0
 
         def fun(z):
             theta, b = z[:d], z[d] if nb else 0.0
             v, gt, gb = f(theta, b)
-            nt = float(np.linalg.norm(theta))
+            nt = float(np.linalg.norm(w * theta))
             if nt > 0:
-                gt = gt + pen * theta / nt
+                gt = gt + pen * w * w * theta / nt
             return v + pen * nt, np.append(gt, gb) if nb else gt
 
-        z = _run(fun, np.append(np.zeros(d), b0) if nb else np.zeros(d), what="Wasserstein")
+        # Leave the kink at θ = 0 along −g/w², a descent direction since ‖g/w‖ > pen (−g
+        # need not be one when the weights differ), by a small step.
+        step = -g0 / (w * w)
+        theta0 = 0.01 * step / np.linalg.norm(step)
+        z = _run(fun, np.append(theta0, b0) if nb else theta0, what="Wasserstein")
         return z[:d], float(z[d]) if nb else 0.0
 
     def fun1(z):
         theta = z[:d] - z[d : 2 * d]
         v, gt, gb = f(theta, z[2 * d] if nb else 0.0)
-        g = np.concatenate([gt + pen, -gt + pen] + ([[gb]] if nb else []))
-        return v + pen * float(z[: 2 * d].sum()), g
+        g = np.concatenate([gt + pen * w, -gt + pen * w] + ([[gb]] if nb else []))
+        return v + pen * float(w @ (z[:d] + z[d : 2 * d])), g
 
     bounds = [(0.0, None)] * (2 * d) + [(None, None)] * nb
     z = _run(fun1, np.zeros(2 * d + nb), bounds, what="Wasserstein (ℓ1 dual norm)")
@@ -137,12 +142,18 @@ def lbfgs_chi2(
     return z[:d], float(z[d]) if nb else 0.0
 
 
-def weighted_erm_value(
+def weighted_erm(
     X: np.ndarray, y: np.ndarray, spec: LossSpec, q: np.ndarray, fit_intercept: bool
-) -> float:
-    """min_θ Σ q_i ℓ_i(θ): for q in the ambiguity set a lower bound on the robust optimum."""
+) -> tuple[np.ndarray, float, float, bool]:
+    """min_θ Σ q_i ℓ_i(θ): (θ, b, value, converged). For q in the ambiguity set the value of
+    a converged run is a lower bound on the robust optimum (q uniform: the ERM optimum).
+
+    An unconverged run (e.g. separable data, where the logistic infimum is not attained)
+    still returns its last point: any model is a feasible candidate, just not a bound.
+    """
     d = X.shape[1]
     nb = 1 if fit_intercept else 0
+    q = np.asarray(q, dtype=float)
     if spec.smooth:
         def fun(z):
             val, du = loss_and_derivative(spec, X @ z[:d] + (z[d] if nb else 0.0), y)
@@ -150,19 +161,25 @@ def weighted_erm_value(
             return float(q @ val), np.append(X.T @ gu, gu.sum()) if nb else X.T @ gu
 
         res = minimize(fun, np.zeros(d + nb), jac=True, method="L-BFGS-B",
-                       options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-10})
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
+        value, g = fun(res.x)
         # Only a converged run (tiny gradient) is close enough to the minimum to serve.
-        if np.max(np.abs(fun(res.x)[1])) > _GTOL:
-            raise SolverError("weighted ERM for the duality-gap check did not converge")
-        return float(res.fun)
+        ok = bool(np.all(np.isfinite(res.x)) and np.max(np.abs(g), initial=0.0) <= _GTOL)
+        return res.x[:d], float(res.x[d]) if nb else 0.0, value, ok
     import cvxpy as cp
 
     from dro.convex.losses import cvxpy_losses
 
     w = cp.Variable(d)
-    b = cp.Variable() if fit_intercept else 0.0
-    prob = cp.Problem(cp.Minimize(q @ cvxpy_losses(spec, X @ w + b, y)))
-    prob.solve(solver="CLARABEL")
-    if prob.status != cp.OPTIMAL:
-        raise SolverError(f"weighted ERM for the duality-gap check: status {prob.status!r}")
-    return float(prob.value)
+    b = cp.Variable() if fit_intercept else None
+    u = X @ w + b if b is not None else X @ w
+    prob = cp.Problem(cp.Minimize(q @ cvxpy_losses(spec, u, y)))
+    try:
+        prob.solve(solver="CLARABEL")
+    except cp.SolverError:
+        return np.zeros(d), 0.0, math.inf, False
+    if w.value is None:
+        return np.zeros(d), 0.0, math.inf, False
+    coef = np.asarray(w.value, dtype=float).ravel()
+    icpt = float(b.value) if b is not None else 0.0
+    return coef, icpt, float(prob.value), prob.status == cp.OPTIMAL

@@ -8,6 +8,8 @@ Transport cost ‖x − x′‖ + κ·1[y ≠ y′] (classification) or ‖x −
   regression:             mean ℓ + ε·L·max(‖θ‖_*, 1/κ)
 The squared loss has no finite type-1 worst case, so for it ``radius`` is a type-2 radius and
 the objective is (sqrt(MSE) + ε‖θ‖_*)² (Blanchet, Kang & Murthy 2019; κ must be ∞).
+``weights`` w make the dual norm ‖w ⊙ θ‖_*: the form the problem takes on standardized
+features (dro.convex.scaling).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _check_kappa(spec: LossSpec, kappa: float) -> None:
 
 def wasserstein_program(
     X: np.ndarray, y: np.ndarray, spec: LossSpec, *, dual_p: float, kappa: float,
-    fit_intercept: bool,
+    fit_intercept: bool, weights: np.ndarray | None = None,
 ) -> LinearDROProgram:
     """Build the DPP cvxpy problem; its Parameter is the radius ε."""
     import cvxpy as cp
@@ -41,7 +43,7 @@ def wasserstein_program(
     n = X.shape[0]
     w, b, u = linear_scores(X, fit_intercept)
     eps = cp.Parameter(nonneg=True)
-    wnorm = cp.norm(w, dual_p)
+    wnorm = cp.norm(w if weights is None else cp.multiply(weights, w), dual_p)
     to_obj = lambda v: v  # noqa: E731
     if spec.name == "squared":
         objective = cp.norm(y - u, 2) / math.sqrt(n) + eps * wnorm
@@ -55,31 +57,33 @@ def wasserstein_program(
         objective = cp.sum(cvxpy_losses(spec, u, y)) / n + spec.lipschitz * eps * wnorm
         cons = []
     else:
-        lam = cp.Variable(nonneg=True)
+        # λ ≥ L‖θ‖_* is O(1) on standardized features, but with κ < 1 it must reach the
+        # flip price (ℓ̃ − ℓ)/κ: solve for ν = min(κ, 1)·λ, which stays O(1) in both cases.
+        c = min(kappa, 1.0)
+        nu = cp.Variable(nonneg=True)
         s = cp.Variable(n)
         cons = [
             cvxpy_losses(spec, u, y) <= s,
-            cvxpy_losses(spec, u, y, flipped=True) - kappa * lam <= s,
-            spec.lipschitz * wnorm <= lam,
+            cvxpy_losses(spec, u, y, flipped=True) - (kappa / c) * nu <= s,
+            c * spec.lipschitz * wnorm <= nu,
         ]
-        objective = eps * lam + cp.sum(s) / n
+        objective = eps * (1.0 / c) * nu + cp.sum(s) / n
+        prob = cp.Problem(cp.Minimize(objective), cons)
+        # Their duals: the mass kept on each sample and the mass whose label is flipped.
+        return LinearDROProgram(prob, eps, w, b, weight_constraint=cons[:2])
     prob = cp.Problem(cp.Minimize(objective), cons)
     return LinearDROProgram(prob, eps, w, b, to_objective=to_obj)
 
 
-def _dual_norm_value(coef: np.ndarray, dual_p: float) -> float:
-    return float(np.linalg.norm(coef, ord=dual_p))
-
-
 def wasserstein_objective(
     X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float, spec: LossSpec, *,
-    radius: float, dual_p: float, kappa: float,
+    radius: float, dual_p: float, kappa: float, weights: np.ndarray | None = None,
 ) -> float:
     """Exact worst-case expected loss of the model (θ, b) over the Wasserstein ball."""
     _check_kappa(spec, kappa)
     u = X @ coef + intercept
     losses, _ = loss_and_derivative(spec, u, y)
-    tn = _dual_norm_value(coef, dual_p)
+    tn = float(np.linalg.norm(coef if weights is None else weights * coef, ord=dual_p))
     if spec.name == "squared":
         return float((math.sqrt(losses.mean()) + radius * tn) ** 2)
     if spec.task == "regression":
