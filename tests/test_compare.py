@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lossevo.baselines.schemes as real_schemes  # before any test fakes the module
 import lossevo.comparison.protocol as cmp
 from lossevo.cli import main
 from lossevo.comparison import compare_config_from_mapping, load_compare_config
@@ -104,8 +105,10 @@ def test_config_expands_all_and_reads_tables(schemes, tmp_path):
                        {"expression": QS}, {"evolved": str(path)}],
         "baseline": "ce"})
     labels = [c.label for c in cfg.contenders]
-    assert labels == [*LOSSES, "sam", "cutmix", "gce(q=0.5)", "sam(rho=0.1)+gce(q=0.5)",
-                      "expression-1", "best_loss"]
+    assert labels == [*LOSSES, "ce_early_stop", "sam", "cutmix", "gce(q=0.5)",
+                      "sam(rho=0.1)+gce(q=0.5)", "expression-1", "best_loss"]
+    early = cfg.contenders[len(LOSSES)]
+    assert (early.loss, early.early_stop, early.tune) == ("ce", True, False)
     assert cfg.contenders[-1].expression == QS and cfg.contenders[-1].evolved
     assert cfg.instances == 8 and cfg.backend.chunk == 1
     assert [t.name for t in cfg.tasks] == ["digits-sym-0.4", "tiny"]
@@ -185,20 +188,25 @@ def test_tiny_compare_writes_every_output(tiny_run):
     assert set(CSV_COLUMNS) <= set(rows[0])
     assert {"env:clean", "env:pgd-0.05"} <= set(rows[0])
     by = {r["contender"]: r for r in rows}
-    assert [r["status"] for r in rows] == ["ok", "ok", "n/a", "ok", "failed"]
+    assert [r["status"] for r in rows] == ["chance", "ok", "ok", "n/a", "ok", "failed"]
     ok = [by[k] for k in ("ce", "gce", "qs")]
-    assert all(0 <= float(r["worst_env"]) <= float(r["mean"]) <= 1 for r in ok)
-    ref = max(("ce", "gce"), key=lambda k: float(by[k]["worst_env"]))  # best baseline
-    assert all(r["vs"] == ref for r in ok)
-    assert by[ref]["wilcoxon_p"] == "" and 0 < float(by["qs"]["wilcoxon_p"]) <= 1
-    assert sorted(float(r["rank"]) for r in ok) == [1.0, 2.0, 3.0]
+    assert all(0 <= float(r["worst_env"]) <= float(r["clean"]) <= 1 for r in ok)
+    for score in ("clean", "worst_env"):  # each score has its own reference, tests and ranks
+        ref = max(("ce", "gce"), key=lambda k: float(by[k][score]))  # best baseline
+        assert all(r[f"{score}_vs"] == ref for r in ok)
+        assert by[ref][f"{score}_wilcoxon_p"] == ""
+        assert 0 < float(by["qs"][f"{score}_wilcoxon_p"]) <= 1
+        assert sorted(float(r[f"{score}_rank"]) for r in ok) == [1.0, 2.0, 3.0]
+    assert by["chance"]["clean_rank"] == "" and 0 < float(by["chance"]["clean"]) < 0.3
     assert "needs image inputs" in by["cutmix"]["reason"]
     assert "probe" in by["constant"]["reason"]
     doc = json.loads((tiny_run / "compare.json").read_text())
     qs = next(r for r in doc["results"] if r["contender"] == "qs")
     assert len(qs["per_instance"]["accuracy"]["worst_env"]) == 2
     assert doc["min_wilcoxon_p"] == 0.5
+    assert doc["chance"]["tiny"]["predicts"] in range(10)
     md = (tiny_run / "compare.md").read_text()
+    assert "| *chance* |" in md and "## Tuning" in md and "`tune = false`" in md
     assert "2/2^n = 0.5" in md and "cutmix on tiny: n/a" in md and "constant on tiny: failed" in md
     assert "No noise-rate plot for digits" in md
     for png in ("tiny-environments.png", "tiny-instances.png"):
@@ -369,12 +377,13 @@ def test_cli_ctrl_c_in_compare_says_what_was_kept(tmp_path, capsys, monkeypatch)
 
 
 @pytest.mark.slow
-def test_smoke_config_runs(tmp_path):
+def test_smoke_config_runs(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lossevo.baselines.schemes", real_schemes)
     started = time.perf_counter()
     out = cmp.compare(ROOT / "experiments" / "compare-smoke.toml", tmp_path / "smoke",
                       quiet=True)
     with (out / "compare.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["status"] for r in rows} <= {"ok", "n/a", "failed"}
+    assert {r["status"] for r in rows} <= {"chance", "ok", "n/a", "failed"}
     assert any(r["contender"] == "quickstart-best" and r["status"] == "ok" for r in rows)
     print(f"compare-smoke: {time.perf_counter() - started:.1f} s")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from lossevo.comparison.report import CSV_COLUMNS, _csv, _task_table, build_rows
+from lossevo.comparison.report import CSV_COLUMNS, _csv, _stats_table, _task_table, build_rows
 from lossevo.comparison.stats import bootstrap_mean_ci, holm, wilcoxon_p
 from lossevo.statistics import summarize, with_worst_env
 
@@ -111,31 +111,37 @@ def test_report_rows_carry_holm_and_paired_difference():
     results = [_result("ce", [0.9] * 6, ce), _result("mae", [0.9] * 6, worse),
                _result("evo", [0.9] * 6, better)]
     rows = {r["contender"]: r for r in build_rows(_cfg(["ce", "mae", "evo"], "evo"), results)}
-    assert rows["evo"]["vs"] == "ce" and rows["ce"].get("wilcoxon_p") is None
-    assert rows["evo"]["wilcoxon_p"] == pytest.approx(2 / 64)
-    assert rows["evo"]["holm_p"] == pytest.approx(2 * 2 / 64)  # two tests, both p = 2/64
-    assert rows["mae"]["holm_p"] == pytest.approx(2 * 2 / 64)
-    assert rows["evo"]["mean_diff"] == pytest.approx(0.035)
-    assert rows["mae"]["mean_diff"] == pytest.approx(-0.035)
-    assert 0.01 <= rows["evo"]["diff_ci_low"] < 0.035 < rows["evo"]["diff_ci_high"] <= 0.06
+    assert rows["evo"]["worst_env_vs"] == "ce" and rows["ce"].get("worst_env_wilcoxon_p") is None
+    assert rows["evo"]["worst_env_wilcoxon_p"] == pytest.approx(2 / 64)
+    assert rows["evo"]["worst_env_holm_p"] == pytest.approx(2 * 2 / 64)  # two tests, p = 2/64
+    assert rows["mae"]["worst_env_holm_p"] == pytest.approx(2 * 2 / 64)
+    assert rows["evo"]["worst_env_mean_diff"] == pytest.approx(0.035)
+    assert rows["mae"]["worst_env_mean_diff"] == pytest.approx(-0.035)
+    assert (0.01 <= rows["evo"]["worst_env_diff_ci_low"] < 0.035
+            < rows["evo"]["worst_env_diff_ci_high"] <= 0.06)
     assert rows["evo"]["worst_env_std"] == pytest.approx(np.std(better, ddof=1))
+    # the clean score has its own statistics: equal clean scores, no evidence either way
+    assert rows["evo"]["clean"] == 0.9 and rows["evo"]["clean_wilcoxon_p"] == 1.0
+    assert rows["evo"]["clean_mean_diff"] == 0.0 and rows["evo"]["clean_rank"] == 2.0
     table = csv.DictReader(io.StringIO(_csv(list(rows.values()))))
     by = {r["contender"]: r for r in table}
     assert set(CSV_COLUMNS) <= set(by["ce"])
-    assert by["ce"]["holm_p"] == by["ce"]["mean_diff"] == by["ce"]["diff_ci_low"] == ""
-    assert float(by["evo"]["mean_diff"]) == pytest.approx(0.035)
-    md = "\n".join(_task_table(list(rows.values()), "t"))
-    assert "| Δ worst_env vs ce [95% CI] | Wilcoxon p | Holm p | s |" in md
-    assert "| reference | reference | reference |" in md
-    assert f"+0.035 [{rows['evo']['diff_ci_low']:+.3f}, " in md and "| 0.0625 |" in md
+    assert by["ce"]["worst_env_holm_p"] == by["ce"]["worst_env_mean_diff"] == ""
+    assert float(by["evo"]["worst_env_mean_diff"]) == pytest.approx(0.035)
+    md = "\n".join(_stats_table(list(rows.values()), "t"))
+    assert ("| contender | Δ clean vs ce [95% CI] | Wilcoxon p | Holm p | "
+            "Δ worst-env vs ce [95% CI] | Wilcoxon p | Holm p |") in md
+    assert "| ce | reference | reference | reference | reference | reference | reference |" in md
+    assert f"+0.035 [{rows['evo']['worst_env_diff_ci_low']:+.3f}, " in md and "| 0.0625 |" in md
 
 
 def test_report_blanks_std_with_one_instance():
     results = [_result("ce", [0.9], [0.7]), _result("mae", [0.8], [0.6])]
     rows = {r["contender"]: r for r in build_rows(_cfg(["ce", "mae"]), results)}
-    assert rows["ce"]["std"] is None and rows["ce"]["worst_env_std"] is None
-    assert rows["mae"]["mean_diff"] == pytest.approx(-0.1)
-    assert rows["mae"]["diff_ci_low"] is None and rows["mae"]["wilcoxon_p"] == 1.0
+    assert rows["ce"]["clean_std"] is None and rows["ce"]["worst_env_std"] is None
+    assert rows["mae"]["worst_env_mean_diff"] == pytest.approx(-0.1)
+    assert rows["mae"]["worst_env_diff_ci_low"] is None
+    assert rows["mae"]["worst_env_wilcoxon_p"] == 1.0
     body = _task_table(list(rows.values()), "t")[2:]
-    assert body[0].startswith("| 1.0 | ce | 0.700 | 0.900 |")
+    assert body[0].startswith("| ce | 0.900 | 0.700 | 1.0 | 1.0 |")
     assert not any("±" in line for line in body)

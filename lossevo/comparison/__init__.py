@@ -1,11 +1,14 @@
 """``lossevo compare``: evolved losses against robust losses and training schemes.
 
 Every contender trains on the same tasks, instances (seeds) and budget; the outputs say who
-wins, by how much (mean, spread, worst environment) and how reliably (paired Wilcoxon tests,
-ranks across tasks). A package rather than ``lossevo/compare.py`` so that ``lossevo.compare``
-stays the function. Modules: ``config`` (TOML → contenders as plain data), ``protocol`` (work
-units, the worker, the run), ``stats`` (tests and ranks), ``report`` (CSV/JSON/Markdown),
-``plots`` (PNG), ``units`` (the output directory and the finished units kept in it).
+wins on two headline test scores (clean and worst environment), by how much, how reliably
+(paired Wilcoxon tests, ranks across tasks) and against a chance floor. A package rather than
+``lossevo/compare.py`` so that ``lossevo.compare`` stays the function. Modules: ``config``
+(TOML → contenders as plain data), ``tuning`` (each contender's grid point chosen on
+validation), ``protocol`` (work units, the worker, the run), ``chance`` (the constant
+predictor's scores), ``stats`` (tests and intervals), ``rows`` (per-score statistics, the
+floor, ranks), ``report`` (CSV/JSON/Markdown), ``plots`` (PNG), ``units`` (the output
+directory and the finished units kept in it).
 """
 
 from lossevo.comparison.config import (

@@ -2,7 +2,9 @@
 
 Contenders travel to workers as plain dicts (see :class:`Contender`) and are rebuilt there:
 built-in losses and schemes by name and parameters, evolved losses as expression text, so
-nothing unpicklable ever crosses a process boundary. Relative paths (evolved run directories,
+nothing unpicklable ever crosses a process boundary. Whether a contender is tuned on
+validation (``tune``, ``tune_evolved``) and early-stopped (``early_stop``) is part of that
+plain data, hence of the key of every kept unit. Relative paths (evolved run directories,
 exported .py files) resolve against the current working directory, the way users run
 ``experiments/`` configs from the repository root.
 """
@@ -26,7 +28,10 @@ __all__ = [
     "load_compare_config",
 ]
 
-_TOP = ("seed", "instances", "tasks", "contenders", "baseline", "backend")
+_TOP = ("seed", "instances", "tasks", "contenders", "baseline", "backend", "tune",
+        "tune_evolved")
+# Built-in contenders that are a loss with an option rather than a loss of their own.
+_VARIANTS = {"ce_early_stop": {"loss": "ce", "early_stop": True}}
 _BACKEND_KEYS = ("name", "workers", "scheduler", "chunk")
 
 
@@ -34,7 +39,9 @@ _BACKEND_KEYS = ("name", "workers", "scheduler", "chunk")
 class Contender:
     """One contender as plain data. ``loss``: a built-in loss name (the base loss of a scheme,
     ``None`` = cross-entropy, or MSE on regression); ``expression``: an evolved loss;
-    ``scheme``: a built-in training scheme; ``evolved`` marks it as not a baseline."""
+    ``scheme``: a built-in training scheme; ``evolved`` marks it as not a baseline;
+    ``early_stop``: keep each model's best epoch by noisy-validation accuracy; ``tune``: choose
+    its declared grid's point on validation first (lossevo.comparison.tuning)."""
 
     label: str
     loss: str | None = None
@@ -44,6 +51,8 @@ class Contender:
     expression: str | None = None
     evolved: bool = False
     source: str = ""
+    early_stop: bool = False
+    tune: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,6 +66,8 @@ class CompareConfig:
     instances: int = 8
     baseline: str | None = None
     backend: Backend = field(default_factory=lambda: Backend(chunk=1))
+    tune: bool = False
+    tune_evolved: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -73,9 +84,17 @@ def _builtins() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def builtin_names() -> tuple[str, ...]:
-    """Every built-in contender name: the losses, then the training schemes."""
+    """Every built-in contender name: the losses, their variants (``ce_early_stop``), then
+    the training schemes — what ``"all"`` expands to."""
     losses, schemes = _builtins()
-    return losses + schemes
+    return losses + tuple(_VARIANTS) + schemes
+
+
+def _builtin(name: str) -> Contender:
+    losses, _ = _builtins()
+    if name in _VARIANTS:
+        return Contender(name, **_VARIANTS[name])
+    return Contender(name, loss=name) if name in losses else Contender(name, scheme=name)
 
 
 def _check_loss(name: Any, where: str) -> str:
@@ -157,6 +176,17 @@ def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[
 
 def _table(item: dict[str, Any], where: str, n_expr: int,
            tasks: tuple[Task, ...]) -> list[Contender]:
+    item = dict(item)
+    early = item.pop("early_stop", False)
+    if not isinstance(early, bool):
+        _fail(f"{where}.early_stop", early, "true or false")
+    suffix = "_early_stop" if early and "label" not in item else ""  # as ce_early_stop
+    return [dataclasses.replace(c, early_stop=early, label=c.label + suffix)
+            for c in _table_kind(item, where, n_expr, tasks)]
+
+
+def _table_kind(item: dict[str, Any], where: str, n_expr: int,
+                tasks: tuple[Task, ...]) -> list[Contender]:
     kinds = [k for k in ("scheme", "evolved", "expression") if k in item]
     if len(kinds) > 1:
         _fail(where, item, "a table with one of 'loss', 'scheme', 'evolved', 'expression'")
@@ -169,12 +199,14 @@ def _table(item: dict[str, Any], where: str, n_expr: int,
     if kind == "evolved":
         extra = set(item) - {"evolved", "top", "label"}
         if extra:
-            _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]], "evolved, top, label")
+            _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]],
+                  "evolved, top, label, early_stop")
         return _evolved(item, where, tasks)
     if kind == "expression":
         extra = set(item) - {"expression", "label"}
         if extra:
-            _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]], "expression, label")
+            _fail(f"{where}.{sorted(extra)[0]}", item[sorted(extra)[0]],
+                  "expression, label, early_stop")
         if not isinstance(item["expression"], str):
             _fail(f"{where}.expression", item["expression"], "a string")
         return [Contender(label or f"expression-{n_expr + 1}", expression=item["expression"],
@@ -209,20 +241,17 @@ def _table(item: dict[str, Any], where: str, n_expr: int,
 def _contenders(items: Any, tasks: tuple[Task, ...]) -> tuple[Contender, ...]:
     if not isinstance(items, list) or not items:
         _fail("contenders", items, "a non-empty list of names ('gce', 'sam', 'all') or tables")
-    losses, schemes = _builtins()
+    names = builtin_names()
     out: list[Contender] = []
     for i, item in enumerate(items):
         where = f"contenders[{i}]"
         if isinstance(item, str):
             if item == "all":
-                out += [Contender(n, loss=n) for n in losses]
-                out += [Contender(n, scheme=n) for n in schemes]
-            elif item in losses:
-                out.append(Contender(item, loss=item))
-            elif item in schemes:
-                out.append(Contender(item, scheme=item))
+                out += [_builtin(n) for n in names]
+            elif item in names:
+                out.append(_builtin(item))
             else:
-                _fail(where, item, "all, " + ", ".join(losses + schemes) + ", or a table")
+                _fail(where, item, "all, " + ", ".join(names) + ", or a table")
         elif isinstance(item, dict):
             out += _table(item, where, sum(c.label.startswith("expression-") for c in out),
                           tasks)
@@ -262,6 +291,13 @@ def _backend(data: Any) -> Backend:
         raise ValueError(f"compare config table 'backend': {exc}") from None
 
 
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        _fail(key, value, "true or false")
+    return value
+
+
 def _int(data: dict[str, Any], key: str, default: int, low: int) -> int:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -284,7 +320,12 @@ def compare_config_from_mapping(data: dict[str, Any]) -> CompareConfig:
     for name in names:
         if names.count(name) > 1:
             _fail("tasks", name, "distinct task names (give overridden tasks a 'name')")
-    contenders = _contenders(data["contenders"], tasks)
+    tune, tune_evolved = _bool(data, "tune"), _bool(data, "tune_evolved")
+    if tune_evolved and not tune:
+        _fail("tune_evolved", True, "false unless tune = true (tuning only the evolved "
+              "losses would give them a budget the baselines do not get)")
+    contenders = tuple(dataclasses.replace(c, tune=tune_evolved if c.evolved else tune)
+                       for c in _contenders(data["contenders"], tasks))
     baseline = data.get("baseline")
     if baseline is not None:
         labels = [c.label for c in contenders if not c.evolved]
@@ -292,7 +333,8 @@ def compare_config_from_mapping(data: dict[str, Any]) -> CompareConfig:
             _fail("baseline", baseline, "a non-evolved contender label: " + ", ".join(labels))
     return CompareConfig(tasks=tasks, contenders=contenders, seed=_int(data, "seed", 0, 0),
                          instances=_int(data, "instances", 8, 1), baseline=baseline,
-                         backend=_backend(data.get("backend")), raw=data)
+                         backend=_backend(data.get("backend")), tune=tune,
+                         tune_evolved=tune_evolved, raw=data)
 
 
 def load_compare_config(path: str | Path, **overrides: Any) -> CompareConfig:

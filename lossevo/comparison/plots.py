@@ -49,7 +49,7 @@ def _boxes(plt: Any, rows: list[dict[str, Any]], task: str, out: Path) -> str:
     ok = sorted((r for r in rows if r["task"] == task and r["status"] == "ok"),
                 key=lambda r: -r["worst_env"])
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(ok) + 2), 3.6))
-    ax.boxplot([r["worst_instances"] for r in ok])
+    ax.boxplot([r["instances"]["worst_env"] for r in ok])
     ax.set_xticks(range(1, len(ok) + 1), [r["contender"] for r in ok], rotation=60,
                   ha="right", fontsize=7)
     ax.set_ylabel(f"worst-env {ok[0]['metric']} per instance")
@@ -80,7 +80,7 @@ def _noise_plot(plt: Any, rows: list[dict[str, Any]], key: tuple[str, str], task
         if not pts:
             continue
         style = "-" if not pts[0][1]["evolved"] else "--"
-        for ax, field in zip(axes, ("mean", "worst_env"), strict=True):
+        for ax, field in zip(axes, ("clean", "worst_env"), strict=True):
             ax.plot([p for p, _ in pts], [r[field] for _, r in pts], style, marker="o",
                     color=plt.cm.tab20(i % 20), label=label)
     for ax, title in zip(axes, ("clean", "worst environment"), strict=True):

@@ -6,8 +6,12 @@ default each contender is its own unit (``backend.chunk = 1``): its batch then h
 its ``instances`` models whatever else is listed, so adding a contender never moves another's
 numbers, not even in the last bits (batch shape changes float rounding; docs/tasks.md). Loss
 and expression contenders may share a batch with ``chunk > 1``; a training scheme is always a
-unit of its own. A failing contender is recorded with its reason and never stops the run; a
-scheme or loss that does not apply to a task is recorded as ``n/a`` with the reason.
+unit of its own, and contenders with ``early_stop`` never share a batch with those without
+(``evaluate_many`` takes one ``early_stopping`` per call). With ``tune``, a contender first
+chooses its grid point on validation (:mod:`lossevo.comparison.tuning`); the unit carries the
+grids and the race, so they are part of its key. A failing contender is recorded with its
+reason and never stops the run; a scheme or loss that does not apply to a task is recorded as
+``n/a`` with the reason.
 
 Units run as they come (``backend.as_completed``); each finished one is kept in the output
 directory (:mod:`lossevo.comparison.units`), so Ctrl-C raises :class:`CompareInterrupted`
@@ -64,13 +68,14 @@ def _build(c: Contender, task: Task) -> tuple[Any, Any]:
 
 
 def _record(label: str, task: Task, status: str, reason: str | None = None,
-            evaluation: Any = None) -> Result:
+            evaluation: Any = None, tuning: dict[str, Any] | None = None) -> Result:
     rec: Result = {"contender": label, "task": task.name, "metric": task.metric,
                    "status": status, "reason": reason, "metrics": {}, "per_instance": {},
-                   "seconds": 0.0, "loss": None}
+                   "seconds": 0.0, "loss": None, "stopped_epoch": None, "tuning": tuning}
     if evaluation is not None:
         rec.update(metrics=evaluation.metrics, per_instance=evaluation.per_instance,
-                   seconds=evaluation.seconds, loss=evaluation.loss)
+                   seconds=evaluation.seconds, loss=evaluation.loss,
+                   stopped_epoch=(evaluation.extra or {}).get("stopped_epoch"))
     return rec
 
 
@@ -82,22 +87,34 @@ def run_unit(payload: dict[str, Any]) -> list[Result]:
 
     task: Task = payload["task"]
     contenders = [Contender(**d) for d in payload["contenders"]]
+    grids = payload.get("tuning", {}).get("grids", {})
+    if len({c.early_stop for c in contenders}) > 1:
+        raise ValueError("contenders with and without early_stop must be separate units")
     out: list[Result | None] = [None] * len(contenders)
+    tuned: dict[int, dict[str, Any]] = {}
     built: list[tuple[int, Any, Any]] = []
-    for i, c in enumerate(contenders):
-        try:
-            loss, scheme = _build(c, task)
-            built.append((i, loss, scheme))
-        except _NotApplicable as exc:
-            out[i] = _record(c.label, task, "n/a", str(exc))
-        except Exception as exc:
-            out[i] = _record(c.label, task, "failed", f"{type(exc).__name__}: {exc}")
-    schemes = {id(s) for _, _, s in built if s is not None}
-    if schemes and len(built) > 1:
-        raise ValueError("a training scheme must be a unit of its own")
     threads = torch.get_num_threads()
     torch.set_num_threads(payload["threads"])  # the same arithmetic on every backend
     try:
+        for i, c in enumerate(contenders):
+            try:
+                loss, scheme = _build(c, task)  # n/a before any tuning
+                if c.label in grids:
+                    from lossevo.comparison.tuning import tune
+
+                    chosen, tuned[i] = tune(c, task, grids[c.label], _build,
+                                            instances=payload["instances"],
+                                            seed=payload["seed"], device=payload["device"])
+                    loss, scheme = _build(chosen, task)
+                built.append((i, loss, scheme))
+            except _NotApplicable as exc:
+                out[i] = _record(c.label, task, "n/a", str(exc))
+            except Exception as exc:
+                out[i] = _record(c.label, task, "failed", f"{type(exc).__name__}: {exc}",
+                                 tuning=tuned.get(i))
+        schemes = {id(s) for _, _, s in built if s is not None}
+        if schemes and len(built) > 1:
+            raise ValueError("a training scheme must be a unit of its own")
         if built:
             kwargs: dict[str, Any] = {}
             if built[0][2] is not None:
@@ -105,34 +122,46 @@ def run_unit(payload: dict[str, Any]) -> list[Result]:
             try:
                 evals = evaluate_many([b[1] for b in built], task,
                                       instances=payload["instances"], seed=payload["seed"],
-                                      device=payload["device"], split="test", **kwargs)
+                                      device=payload["device"], split="test",
+                                      early_stopping=contenders[0].early_stop, **kwargs)
             except Exception as exc:
                 evals = [None] * len(built)
                 reason = f"{type(exc).__name__}: {exc}"
             for (i, _, _), ev in zip(built, evals, strict=True):
                 label = contenders[i].label
                 if ev is None:
-                    out[i] = _record(label, task, "failed", reason)
+                    out[i] = _record(label, task, "failed", reason, tuning=tuned.get(i))
                 elif ev.rejected is not None:
-                    out[i] = _record(label, task, "failed", ev.rejected, ev)
+                    out[i] = _record(label, task, "failed", ev.rejected, ev, tuned.get(i))
                 else:
-                    out[i] = _record(label, task, "ok", None, ev)
+                    out[i] = _record(label, task, "ok", None, ev, tuned.get(i))
     finally:
         torch.set_num_threads(threads)
     return [r for r in out if r is not None]
 
 
 def make_units(cfg: CompareConfig, device: str | None = None) -> list[dict[str, Any]]:
-    """Work units in task order: schemes alone, other contenders in groups of backend.chunk."""
+    """Work units in task order: schemes alone, other contenders in groups of backend.chunk
+    (early-stopped ones apart). A unit with tuned contenders carries their grids and the
+    race (``"tuning"``), computed here once."""
+    from lossevo.comparison.tuning import grids_for_unit, racing_settings
+
     units = []
+    chunk = cfg.backend.chunk
     for task in cfg.tasks:
-        plain = [c for c in cfg.contenders if c.scheme is None]
-        groups = [plain[i:i + cfg.backend.chunk]
-                  for i in range(0, len(plain), cfg.backend.chunk)]
+        groups = []
+        for early in (False, True):
+            plain = [c for c in cfg.contenders if c.scheme is None and c.early_stop == early]
+            groups += [plain[i:i + chunk] for i in range(0, len(plain), chunk)]
         groups += [[c] for c in cfg.contenders if c.scheme is not None]
-        units += [{"task": task, "contenders": [c.to_dict() for c in g],
-                   "instances": cfg.instances, "seed": cfg.seed, "device": device,
-                   "threads": 1} for g in groups]
+        for g in groups:
+            unit = {"task": task, "contenders": [c.to_dict() for c in g],
+                    "instances": cfg.instances, "seed": cfg.seed, "device": device,
+                    "threads": 1}
+            grids = grids_for_unit(g, task)
+            if grids:
+                unit["tuning"] = {"grids": grids, "racing": racing_settings()}
+            units.append(unit)
     return units
 
 
@@ -141,9 +170,12 @@ def _progress_line(unit_results: list[Result], done: int, total: int, elapsed: f
     parts = []
     for r in unit_results:
         if r["status"] == "ok":
-            score = r["metrics"].get(f"{r['metric']}.worst_env.mean", float("nan"))
-            parts.append(f"{r['contender']} on {r['task']}: {r['seconds']:.1f} s, "
-                         f"worst-env {r['metric']} {score:.3f}")
+            clean = r["metrics"].get(f"{r['metric']}.clean.mean", float("nan"))
+            worst = r["metrics"].get(f"{r['metric']}.worst_env.mean", float("nan"))
+            tuned = (f" + tuning {r['tuning']['seconds']:.1f} s" if r.get("tuning")
+                     else "")
+            parts.append(f"{r['contender']} on {r['task']}: {r['seconds']:.1f} s{tuned}, "
+                         f"clean {r['metric']} {clean:.3f}, worst-env {worst:.3f}")
         else:
             parts.append(f"{r['contender']} on {r['task']}: {r['status']} ({r['reason']})")
     left = elapsed / trained * (total - done)
@@ -155,7 +187,7 @@ def _interrupted(done: int, kept: int, total: int, store: UnitStore | None) -> s
         return f"{done} of {total} units had finished; nothing is kept (no output directory)"
     return (f"{kept} of {total} units are finished and kept in {store.root}; rerun the same "
             "compare with the same --out to train only the rest (a unit is reused while its "
-            "task, contenders, instances, seed and device are unchanged)")
+            "task, contenders, instances, seed, tuning and device are unchanged)")
 
 
 def run_comparison(cfg: CompareConfig, *, device: str | None = None,
@@ -227,8 +259,11 @@ def compare(config: str | Path | CompareConfig, out: str | Path, *, quiet: bool 
     store = UnitStore(out, reuse=reuse)
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if log is not None:
+        tuning = ("tuned on validation" + (" (evolved too)" if cfg.tune_evolved else "")
+                  if cfg.tune else "defaults, untuned")
         log(f"compare: {len(cfg.contenders)} contenders × {len(cfg.tasks)} tasks, "
-            f"{cfg.instances} instances, seed {cfg.seed}, backend {cfg.backend.name}")
+            f"{cfg.instances} instances, seed {cfg.seed}, backend {cfg.backend.name}, "
+            f"{tuning}")
     t0 = time.perf_counter()
     results = run_comparison(cfg, device=device, log=log, store=store)
     path = write_outputs(cfg, results, out, config_text=text,

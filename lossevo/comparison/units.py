@@ -3,8 +3,9 @@ kept in it, so that Ctrl-C (or a crash) loses only the units still running.
 
 Each finished unit is one JSON file, ``<out>/units/<key>.json``, written atomically the moment
 the unit's results arrive. The key hashes everything that decides the unit's numbers: the task
-with all its overrides, the unit's contenders (labels, names, parameters, expressions),
-``instances``, ``seed``, the resolved torch device and lossevo's version. A rerun into the same
+with all its overrides, the unit's contenders (labels, names, parameters, expressions, their
+``early_stop`` and ``tune`` flags), the tuning grids and race of a tuned unit, ``instances``,
+``seed``, the resolved torch device and lossevo's version. A rerun into the same
 ``--out`` reuses every unit whose key matches and trains only the others; backend and worker
 count do not enter the key, since every backend gives the same numbers. A unit with a failed
 contender is not kept: a failure can be passing (memory, a killed worker), so a rerun retries it.
@@ -56,7 +57,8 @@ def unit_key(unit: dict[str, Any]) -> str:
 
     ident = {"task": dataclasses.asdict(unit["task"]), "contenders": unit["contenders"],
              "instances": unit["instances"], "seed": unit["seed"], "threads": unit["threads"],
-             "device": str(resolve_device(unit["device"])), "lossevo": __version__}
+             "tuning": unit.get("tuning"), "device": str(resolve_device(unit["device"])),
+             "lossevo": __version__}
     text = json.dumps(ident, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
