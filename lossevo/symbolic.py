@@ -192,11 +192,22 @@ def _pieces(expr: sympy.Expr, distribute: bool) -> Iterable[tuple[sympy.Expr, sy
         stack.extend((coeff, rest * a) for a in first.args)
 
 
-def _one_hot(term: sympy.Expr) -> sympy.Expr:
-    """``y_true**n = y_true``: one-hot targets are exactly 0 or 1."""
-    pows = {p: Y_TRUE for p in term.atoms(sympy.Pow)
-            if p.base == Y_TRUE and p.exp.is_Integer and p.exp > 0}
-    return term.xreplace(pows) if pows else term
+def _one_hot_split(sym: sympy.Expr) -> sympy.Expr:
+    """``f(p, y) = y·f(p, 1) + (1 − y)·f(p, 0)``, exact on one-hot targets (y is 0 or 1).
+
+    Written so, ``y_true`` appears only as a linear factor, and what a loss does on the other
+    classes is spelled out: ``div(x, y_true)`` becomes ``x/ε`` there (protected division), so
+    losses that differ only in terms that division turns into constants (e.g. the constant
+    ``c`` of ``div(sub(c, …), y_true)``) share a key."""
+    if Y_TRUE not in sym.free_symbols:
+        return sym
+
+    def at(value: sympy.Expr) -> sympy.Expr:  # numbers such as sin(1) folded to floats
+        return sym.xreplace({Y_TRUE: value}).replace(
+            lambda x: not x.is_Atom and x.is_number, lambda x: x.evalf())
+
+    on, off = at(sympy.S.One), at(sympy.S.Zero)
+    return Y_TRUE * (on - off) + off
 
 
 def _float(x: sympy.Expr) -> float:
@@ -216,7 +227,8 @@ def _training_form(sym: sympy.Expr, kind: str, scale_free: bool) -> sympy.Expr:
 
     Rules, exact for the gradient that reaches the model up to the float effects named:
     - additive terms free of ``y_pred`` go (no gradient flows through them);
-    - classification: ``y_true**n = y_true`` (one-hot targets), and a term ``c·y_pred`` goes
+    - classification: the loss is split into its target-class and other-class parts
+      (:func:`_one_hot_split`, exact on one-hot targets), and a term ``c·y_pred`` goes
       (Σₖ c·pₖ = c after the softmax) unless |c| exceeds the other terms' leading coefficient
       by more than 1e3: the float32 softmax sums to 1 only up to ~1e-7, and a ``div(y_pred,
       0.0)`` = 1e7·y_pred turns that into gradient noise as large as the rest. Σₖ yₖ = 1 adds
@@ -228,13 +240,13 @@ def _training_form(sym: sympy.Expr, kind: str, scale_free: bool) -> sympy.Expr:
       ε = 1e-8 (and their squares inside float32).
     A loss with no term left (constant, or constant after the class sum) becomes 0.
     """
+    if kind == "classification":
+        sym = _one_hot_split(sym)
     distribute = sum(_expanded_size(e) for _, e in _pieces(sym, False)) <= _SPLIT_MAX_TERMS
     total: dict[sympy.Expr, sympy.Expr] = {}
     size: dict[sympy.Expr, float] = {}  # Σ|contributions|, to tell cancellation from a value
     for coeff, piece in _pieces(sym, distribute):
         piece = _normal_form(piece)  # guarded per piece: independent of scale and constants
-        if kind == "classification":
-            piece = _one_hot(piece)
         for c, term in _pieces(piece, False):
             total[term] = total.get(term, sympy.S.Zero) + coeff * c
             size[term] = size.get(term, 0.0) + abs(_float(coeff * c))
