@@ -1,6 +1,7 @@
 """Keys modulo training equivalence: ``canonical_key(expr, kind)`` merges losses that train the
 same model alike under Adam (additive terms free of y_pred, a positive scale, and for
-classification terms c·y_pred and powers of the one-hot y_true) and keeps the others apart."""
+classification terms c·y_pred and the split into target-class and other-class parts on one-hot
+targets) and keeps the others apart."""
 
 import pytest
 import torch
@@ -24,6 +25,12 @@ MERGE = [
     ("classification", NEG_PY, f"add({NEG_PY}, mul(0.3, y_pred))"),
     ("classification", CE, "mul(y_true, mul(y_true, mul(-0.3, log(y_pred))))"),  # y_true² = y_true
     ("classification", CE, f"add(div({CE}, 4.0), sin(y_true))"),
+    # a quick-start hall of fame held ten of these: division by y_true turns the constant into
+    # c/ε on every other class, a constant there, so c does not matter (one-hot split)
+    ("classification",
+     "div(sub(add(y_pred, y_pred), div(sub(-4.557, div(y_true, y_pred)), y_true)), y_true)",
+     "div(sub(add(y_pred, y_pred), div(sub(-0.012, div(y_true, y_pred)), y_true)), y_true)"),
+    ("classification", "mul(y_pred, sin(y_true))", "mul(0.5, mul(y_pred, y_true))"),
     ("regression", SQ, f"add(mul(7.0, {SQ}), mul(y_true, y_true))"),
     ("regression", SQ, "sub(mul(y_pred, y_pred), mul(2.0, mul(y_pred, y_true)))"),  # expanded
     ("regression", NEG_PY, f"add(mul(1000.0, {NEG_PY}), log(y_true))"),
