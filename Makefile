@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: demo tour test test-all lint clean experiments exp-noisy-digits exp-shift exp-poly3 \
+.PHONY: demo tour test test-all lint clean experiments exp-noisy-digits exp-noisy-digits-quick \
+	exp-shift exp-poly3 \
 	exp-noisy-cubic exp-model-selection
 
 $(STAMP): pyproject.toml
@@ -48,6 +49,12 @@ lint: $(STAMP)
 campaign = if [ -d $(2) ]; then $(BIN)/lossevo resume $(2); \
 	else $(BIN)/lossevo run $(1) --out $(2); fi
 experiments: exp-noisy-digits exp-shift exp-poly3 exp-noisy-cubic exp-model-selection
+
+# The first slice of exp-noisy-digits (the campaign's own task and one transfer task), small
+# enough for one 2-core session: about 30 min after the campaign.
+exp-noisy-digits-quick: $(STAMP)
+	$(call campaign,experiments/quickstart.toml,runs/noisy-digits)
+	$(BIN)/lossevo compare experiments/noisy-digits-quick-compare.toml --out docs/results/noisy-digits-quick
 
 exp-noisy-digits: $(STAMP)
 	$(call campaign,experiments/quickstart.toml,runs/noisy-digits)

@@ -125,6 +125,9 @@ class pdiv(_Protected):
             return a / sympy.Float(EPS if bf >= 0 else -EPS)
         if a.is_zero:
             return sympy.S.Zero
+        coeff, rest = a.as_coeff_Mul()
+        if coeff != 1:  # linear in a (the protection looks at b only): c·div(x, b), one form
+            return coeff * cls(rest, b)
         return None
 
     def _latex(self, printer):
