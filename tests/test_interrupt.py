@@ -136,6 +136,20 @@ def _left(family: list) -> list:
         time.sleep(0.2)
 
 
+def _interrupted(cmd: _Command, ready, what: str) -> str:
+    """Wait until `ready()`, send one Ctrl-C; the command must exit 130 leaving no process
+    behind. Returns its stderr."""
+    try:
+        cmd.wait_for(ready, what)
+        code, family = cmd.interrupt()
+    finally:
+        cmd.close()
+    err = cmd.stderr()
+    assert code == 130, err
+    assert family and not _left(family)
+    return err
+
+
 @posix
 def test_ctrl_c_stops_run_with_process_backend(tmp_path):
     from lossevo.store import RunStore
@@ -145,16 +159,9 @@ def test_ctrl_c_stops_run_with_process_backend(tmp_path):
     out = tmp_path / "run"
     cmd = _Command(["run", str(cfg), "--out", str(out), "--backend", "process",
                     "--workers", "1"], tmp_path)
-    try:
-        # no wait for a whole generation (slow on a shared CPU): the worker may still be
-        # importing or already training; either way one Ctrl-C must end the run at once
-        cmd.wait_for(cmd.worker_busy, "a busy worker")
-        code, family = cmd.interrupt()
-    finally:
-        cmd.close()
-    err = cmd.stderr()
-    assert code == 130, err
-    assert family and not _left(family)
+    # no wait for a whole generation (slow on a shared CPU): the worker may still be
+    # importing or already training; either way one Ctrl-C must end the run at once
+    err = _interrupted(cmd, cmd.worker_busy, "a busy worker")
     kept = ("the last complete generation is kept" if RunStore(out).checkpoint_path.exists()
             else "no generation was complete yet")
     assert f"lossevo: interrupted; {kept}: continue with 'lossevo resume {out}'" in err, err
@@ -193,14 +200,7 @@ def test_ctrl_c_stops_compare_and_a_rerun_reuses_finished_units(tmp_path):
     cfg.write_text(COMPARE_TOML)
     out = tmp_path / "cmp"
     cmd = _Command(["compare", str(cfg), "--out", str(out)], tmp_path)
-    try:
-        cmd.wait_for(lambda: "[1/4]" in cmd.stderr(), "first finished unit")
-        code, family = cmd.interrupt()
-    finally:
-        cmd.close()
-    err = cmd.stderr()
-    assert code == 130, err
-    assert family and not _left(family)
+    err = _interrupted(cmd, lambda: "[1/4]" in cmd.stderr(), "first finished unit")
     assert "Traceback" not in err and "lossevo resume" not in err
     kept = len(list((out / "units").glob("*.json")))
     assert 1 <= kept < 4
