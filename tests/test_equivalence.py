@@ -160,3 +160,21 @@ def test_losses_with_one_key_train_alike_under_adam():
     for ev in evals[1:-1]:
         assert ev.metrics == pytest.approx(base, abs=tol)
     assert max(abs(evals[-1].metrics[k] - base[k]) for k in base) > 10 * tol
+
+
+def test_measured_equivalence_merges_what_algebra_misses():
+    """exp(c − p·y) is e^c·exp(−p·y): a positive multiple the symbolic key cannot see inside
+    the protected exp. The gradient directions on the probe batch match; other losses stay."""
+    from lossevo.equivalence import distinct
+
+    exprs = ["exp(sub(4.409, mul(y_pred, y_true)))",       # kept
+             "exp(sub(2.679, exp(mul(y_pred, y_true))))",  # another function: kept
+             "exp(sub(1.788, mul(y_pred, y_true)))",       # = e^(1.788-4.409) × the first
+             CE, NEG_PY, "mul(2.0, y_true)"]               # CE, −p·y kept; constant kept
+    assert canonical_key(exprs[0], "classification") != canonical_key(exprs[2],
+                                                                      "classification")
+    assert distinct(exprs, ["classification"]) == [0, 1, 3, 4, 5]
+    # a loss that differs on one of the kinds is kept
+    assert distinct([SQ, f"mul(3.0, {SQ})", "mul(y_pred, y_pred)"], ["regression"]) == [0, 2]
+    assert distinct([NEG_PY, f"add({NEG_PY}, mul(0.3, y_pred))"],
+                    ["classification", "regression"]) == [0, 1]

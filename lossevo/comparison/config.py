@@ -161,12 +161,18 @@ def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[
     kinds = {t.kind for t in tasks}
     kind = kinds.pop() if len(kinds) == 1 else "regression"
     decay = max(t.budget.weight_decay for t in tasks)
-    hof, keys = [], set()
+    records, keys = [], set()
     for rec in status(path)["hall_of_fame"]:
         key = canonical_key(rec["expression"], kind, decay)
-        if key not in keys and len(hof) < top:
+        if key not in keys:
             keys.add(key)
-            hof.append(rec)
+            records.append(rec)
+    if decay == 0:  # and what algebra misses, measured (Adam ignores a positive scale)
+        from lossevo.equivalence import distinct
+
+        records = [records[i] for i in distinct([r["expression"] for r in records],
+                                                sorted({t.kind for t in tasks}))]
+    hof = records[:top]
     if not hof:
         _fail(f"{where}.evolved", str(path), "a run directory with a non-empty hall of fame")
     base = label or path.name
