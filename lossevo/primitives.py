@@ -110,6 +110,14 @@ class _Protected(sympy.Function):
             return self.func(*args)
         return None
 
+    def _latex(self, printer, exp=None):
+        """sympy's printer passes ``exp`` for a power of a function, e.g. ``plog(x)**2``."""
+        body = self._latex_body(printer)
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
+    def _latex_body(self, printer) -> str:
+        raise NotImplementedError
+
 
 class pdiv(_Protected):
     """Protected division ``a / b`` (see module docstring)."""
@@ -130,7 +138,7 @@ class pdiv(_Protected):
             return coeff * cls(rest, b)
         return None
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         a, b = (printer._print(arg) for arg in self.args)
         return rf"\frac{{{a}}}{{{b}}}"
 
@@ -148,7 +156,7 @@ class psqrt(_Protected):
             return cls(-a)
         return None
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         return rf"\sqrt{{\left|{printer._print(self.args[0])}\right|}}"
 
 
@@ -165,7 +173,7 @@ class plog(_Protected):
             return cls(-a)
         return None
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         return rf"\log{{\left(\left|{printer._print(self.args[0])}\right| + \epsilon\right)}}"
 
 
@@ -180,7 +188,7 @@ class pexp(_Protected):
             return sympy.Float(math.exp(min(float(a), EXP_MAX)))
         return None
 
-    def _latex(self, printer):
+    def _latex_body(self, printer):
         return rf"e^{{{printer._print(self.args[0])}}}"
 
 

@@ -129,3 +129,11 @@ def test_even_protected_functions_share_a_key_across_the_sign_of_their_argument(
     fa, fb = compile_expression(a), compile_expression(b)
     y_pred, y_true = torch.linspace(-3, 3, 13), torch.linspace(2, -2, 13)
     assert torch.equal(fa(y_pred, y_true), fb(y_pred, y_true))
+
+
+@pytest.mark.parametrize("fn", ["log", "sqrt", "exp", "div"])
+def test_latex_of_a_power_of_a_protected_function(fn):
+    """sympy prints f(x)**2 by passing exp= to f's _latex (a report once crashed on it)."""
+    inner = f"{fn}(y_pred, y_true)" if fn == "div" else f"{fn}(y_pred)"
+    text = to_latex(f"mul({inner}, {inner})")
+    assert text.endswith("^{2}") and r"\left(" in text
