@@ -235,6 +235,13 @@ class _ProcessBackend(Backend):
             import multiprocess  # dill-based: pickles partials
 
             context = multiprocess.get_context("spawn")
+            if hasattr(signal, "pthread_sigmask"):
+                # Started here, before the window below: starting it inside would *unblock*
+                # SIGINT (its own code does) while the ignore is in place, and a Ctrl-C in
+                # that moment would be lost (seen once in a loaded test run).
+                from multiprocess import resource_tracker
+
+                resource_tracker.ensure_running()
             with _sigint_held():
                 self._pool = context.Pool(self._workers, initializer=_worker_init)
         return self._pool
