@@ -39,7 +39,15 @@ from lossevo.statistics import fitness_vector, summarize, with_worst_env, worst_
 from lossevo.tasks import EnvKind, Task
 from lossevo.training import Group, SchemeContext, TrainingScheme, train_models
 
-__all__ = ["MAX_MODELS", "SPLITS", "Evaluation", "evaluate", "evaluate_many", "resolve_device"]
+__all__ = [
+    "MAX_MODELS",
+    "SPLITS",
+    "Evaluation",
+    "environment_sets",
+    "evaluate",
+    "evaluate_many",
+    "resolve_device",
+]
 
 SPLITS = ("validation", "test")
 
@@ -153,8 +161,10 @@ def _split_arrays(task: Task, seed: int, split: str) -> tuple[np.ndarray, np.nda
 
 
 @functools.lru_cache(maxsize=16)
-def _environment_sets(task: Task, seed: int, split: str
-                      ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def environment_sets(task: Task, seed: int, split: str
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(x, y) of each environment of `task` on `split`, as an evaluation with `seed` scores
+    them (adversarial ones unattacked: attacks are per model). Cached; do not mutate."""
     x, y = _split_arrays(task, seed, split)
     shape = load_dataset(task).image_shape
     return tuple(
@@ -179,7 +189,7 @@ def _score(
     out: PerInstance = {m: {} for m in (("r2", "mse") if task.kind == "regression"
                                         else ("accuracy",))}
     loc, scale = _target_scale(data)
-    envs = _environment_sets(task, seed, split)
+    envs = environment_sets(task, seed, split)
     for env, (x_np, y_np) in zip(task.environments, envs, strict=True):
         x = torch.as_tensor(x_np, device=device)
         y = torch.as_tensor(y_np, device=device)

@@ -24,7 +24,7 @@ from lossevo.tasks import load_task
 def test_environments_are_the_ones_fitness_scores(preset):
     task = load_task(preset)
     ours = environment_labels(task, 5)
-    theirs = fitness._environment_sets(task, 5, "test")
+    theirs = fitness.environment_sets(task, 5, "test")
     assert list(ours) == [e.name for e in task.environments]
     for (name, y), (_, y_fit) in zip(ours.items(), theirs, strict=True):
         np.testing.assert_array_equal(y, y_fit, err_msg=name)
@@ -58,7 +58,7 @@ def test_chance_by_hand_on_regression():
     assert got["predicts"] == pytest.approx(mean) and got["metric"] == "r2"
     assert got["clean"] == pytest.approx(1 - np.mean((y - mean) ** 2) / np.var(y))
     assert got["clean"] <= 0 and got["envs"]["gauss-0.2"] == got["clean"]
-    ys = fitness._environment_sets(task, 0, "test")[2][1].astype(np.float64)  # xshift
+    ys = fitness.environment_sets(task, 0, "test")[2][1].astype(np.float64)  # xshift
     assert got["envs"]["xshift-0.25"] == pytest.approx(
         1 - np.mean((ys - mean) ** 2) / np.var(ys))
 

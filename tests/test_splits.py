@@ -37,7 +37,7 @@ _CACHED_LOAD = data_module._load
 
 def _clear_caches():
     for fn in (_CACHED_LOAD, fitness._instance_data, fitness._split_arrays,
-               fitness._environment_sets):
+               fitness.environment_sets):
         fn.cache_clear()
 
 

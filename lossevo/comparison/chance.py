@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from lossevo.data import load_dataset
-from lossevo.environments import shifted_set
 from lossevo.tasks import Task
 
 __all__ = ["CHANCE", "chance_scores", "environment_labels"]
@@ -32,15 +31,12 @@ CHANCE = "chance"  # the row's label in every table
 
 
 def environment_labels(task: Task, seed: int) -> dict[str, np.ndarray]:
-    """{environment: labels or targets of its test set}, drawn as lossevo.fitness draws the
-    test environments of an evaluation with `seed` (a test checks they are the same arrays)."""
-    data = load_dataset(task)
-    out = {}
-    for i, env in enumerate(task.environments):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(10**6, i)))
-        _, y = shifted_set(env, data.x_test, data.y_test, data.image_shape, rng)
-        out[env.name] = np.asarray(y)
-    return out
+    """{environment: labels or targets of its test set}: the very sets an evaluation with
+    `seed` is scored on (lossevo.fitness.environment_sets)."""
+    from lossevo.fitness import environment_sets
+
+    sets = environment_sets(task, seed, "test")
+    return {env.name: np.asarray(y) for env, (_, y) in zip(task.environments, sets, strict=True)}
 
 
 def chance_scores(task: Task, seed: int) -> dict[str, Any]:
