@@ -57,15 +57,22 @@ workers = 1
 """
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class _Command:
     """A lossevo command in its own process group, its stderr in a file we can poll."""
 
     def __init__(self, args: list[str], tmp: Path) -> None:
         self.err_path = tmp / "stderr.txt"
         self._err = self.err_path.open("w")
+        # SIGINT as a terminal gives it: a shell starts background jobs with SIGINT ignored
+        # (and Python keeps an inherited ignore), which would make this test pass or fail by
+        # how pytest itself was launched
         self.proc = subprocess.Popen([sys.executable, "-m", "lossevo.cli", *args],
                                      stdout=subprocess.DEVNULL, stderr=self._err,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_default_sigint)
 
     def stderr(self) -> str:
         return self.err_path.read_text()
