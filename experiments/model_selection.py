@@ -135,9 +135,10 @@ def report(args: argparse.Namespace, points: list[dict[str, Any]], exhaustive: S
         "noise draw, initial weights and data order come from (seed, k) only). Grid: "
         + ", ".join(f"{k} ∈ {{{', '.join(f'{v:g}' for v in vs)}}}" for k, vs in GRID.items())
         + f" ({len(points)} settings; width = both hidden layers of the MLP).", "",
-        "**Selection criterion** (robust score): mean − std (ddof 0) over instances of the "
-        "per-instance worst-environment test accuracy (worst of clean, gauss-0.1, gauss-0.3, "
-        "fgsm-0.05, pgd-0.05) — the default fitness (worst-env mean, then −std) in one number.",
+        "**Selection criterion** (robust score): mean − std (ddof 1) over instances of the "
+        "per-instance worst-environment accuracy on the (noisy) validation split (worst of "
+        "clean, gauss-0.1, gauss-0.3, fgsm-0.05, pgd-0.05) — worst-env mean, then −std, in "
+        "one number.",
         "",
         f"**Racing**: `Racing(initial={RACING.initial}, growth={RACING.growth}, "
         f"keep_quantile={RACING.keep_quantile}, min_survivors={RACING.min_survivors})`; "
