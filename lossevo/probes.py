@@ -1,9 +1,11 @@
 """Validity probes: cheap reasons to reject a candidate before any model is trained.
 
-Three checks, cheapest first: the expression must depend on ``y_pred`` (otherwise no gradient
-reaches the model); it must be finite, with finite gradient, on the task's domain; and a
-rejection test must pass — a batch of free predictions optimized directly with the loss for a
-few steps must get closer to the targets. EvoMAL ran its expensive tuning before its cheap
+Four checks, cheapest first: the expression must depend on ``y_pred`` (otherwise no gradient
+reaches the model); it must be finite, with finite gradient, on the task's domain; its value and
+gradient on typical inputs must stay within the bounds of :mod:`lossevo.scale` (a loss that
+trains only because Adam ignores its 1e14 scale is not usable); and a rejection test must pass
+— a batch of free predictions optimized directly with the loss for a few steps must get closer
+to the targets. EvoMAL ran its expensive tuning before its cheap
 rejection test; here the cheap tests always come first.
 """
 
@@ -13,6 +15,7 @@ import torch
 
 from lossevo.compile import compile_expression
 from lossevo.loss import KINDS, per_sample_loss
+from lossevo.scale import measure_scale
 from lossevo.symbolic import Y_PRED, to_sympy
 
 __all__ = ["PROBE_DOMAINS", "check_expression"]
@@ -44,14 +47,18 @@ def _domain_grid(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _finite_on_domain(fn, kind: str) -> str | None:
-    pred, true = _domain_grid(kind)
-    pred = pred.clone().requires_grad_(True)
-    values = fn(pred, true)
-    if not torch.isfinite(values).all():
-        return f"not finite on the {kind} domain"
-    (grad,) = torch.autograd.grad(values.sum(), pred, allow_unused=True)
-    if grad is not None and not torch.isfinite(grad).all():
-        return f"gradient not finite on the {kind} domain"
+    """None if value and gradient are finite on the kind's domain, at the start and the end of
+    training for a loss on a schedule (t = 0 and 1; t = 1 is the default of every loss)."""
+    for t in (0.0, 1.0) if getattr(fn, "uses_t", False) else (None,):
+        pred, true = _domain_grid(kind)
+        pred = pred.clone().requires_grad_(True)
+        values = fn(pred, true) if t is None else fn(pred, true, t)
+        at = "" if t is None else f" at t = {t:g}"
+        if not torch.isfinite(values).all():
+            return f"not finite on the {kind} domain{at}"
+        (grad,) = torch.autograd.grad(values.sum(), pred, allow_unused=True)
+        if grad is not None and not torch.isfinite(grad).all():
+            return f"gradient not finite on the {kind} domain{at}"
     return None
 
 
@@ -106,5 +113,12 @@ def check_expression(expr: str, kind: str = "classification", *, seed: int = 0) 
     if Y_PRED not in sym.free_symbols:
         return ["does not depend on y_pred"]
     fn = compile_expression(expr)
-    reason = _finite_on_domain(fn, kind) or _rejection_test(fn, kind, seed)
+    reason = _finite_on_domain(fn, kind)
+    if reason:
+        return [reason]
+    # Rejected, not rescaled: a scale trick is a known loss at an absurd scale, not a discovery.
+    reasons = measure_scale(expr, kind).problems()
+    if reasons:
+        return reasons
+    reason = _rejection_test(fn, kind, seed)
     return [reason] if reason else []

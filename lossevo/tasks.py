@@ -26,10 +26,12 @@ __all__ = [
     "ModelKind",
     "ModelSpec",
     "Noise",
+    "OptimizerName",
     "Shift",
     "TargetNoise",
     "Task",
     "Validation",
+    "budget_text",
     "list_tasks",
     "load_task",
     "presets_markdown",
@@ -48,6 +50,11 @@ class DatasetName(enum.StrEnum):
 class ModelKind(enum.StrEnum):
     MLP = "mlp"
     CNN = "cnn"
+
+
+class OptimizerName(enum.StrEnum):
+    ADAM = "adam"
+    SGD = "sgd"  # torch.optim.SGD with (heavy-ball) momentum `budget.momentum`
 
 
 class LabelNoise(enum.StrEnum):
@@ -95,12 +102,24 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Budget:
-    """Training budget. Adam (the reference protocol's optimizer) is the only optimizer."""
+    """Training budget. Adam is the reference protocol's optimizer; SGD with momentum is the
+    one that does not forgive a loss's scale, so a campaign can ask that a loss train under
+    both (lossevo.optimizers builds them). `momentum` is SGD's; Adam ignores it."""
 
     epochs: int = 150
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: OptimizerName = OptimizerName.ADAM
+    momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        # Checked here, not only in Task: training takes a Budget on its own.
+        if self.optimizer not in tuple(OptimizerName):
+            _fail("budget.optimizer", self.optimizer, ", ".join(OptimizerName))
+        object.__setattr__(self, "optimizer", OptimizerName(self.optimizer))
+        if not 0.0 <= self.momentum < 1.0:
+            _fail("budget.momentum", self.momentum, "a float in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -343,6 +362,13 @@ def list_tasks() -> list[str]:
     return sorted(PRESETS)
 
 
+def budget_text(b: Budget) -> str:
+    """The budget in a few words, optimizer included: '40 ep, batch 64, Adam lr 0.003'."""
+    opt = "Adam" if b.optimizer is OptimizerName.ADAM else f"SGD (momentum {b.momentum:g})"
+    decay = f", weight decay {b.weight_decay:g}" if b.weight_decay else ""
+    return f"{b.epochs} ep, batch {b.batch_size}, {opt} lr {b.lr:g}{decay}"
+
+
 def presets_markdown() -> str:
     """The preset registry as a markdown table (docs/tasks.md embeds it; a test compares)."""
     rows = ["| preset | data (train/validation/test) | model | budget | train noise | "
@@ -359,13 +385,12 @@ def presets_markdown() -> str:
             noise += f", input σ={n.input_sigma:g}"
         model = ("CNN 2×conv3 + " if t.model.kind is ModelKind.CNN else "MLP ") + "-".join(
             str(w) for w in t.model.widths)
-        b = t.budget
         val = (1 - t.test_fraction) * t.validation.fraction
         train = 1 - t.test_fraction - val
         rows.append(
             f"| `{name}` | {t.dataset.value} ({train:.0%}/{val:.0%}/{t.test_fraction:.0%},"
-            f" seed {t.split_seed}) | {model} | {b.epochs} ep, batch {b.batch_size}, "
-            f"Adam lr {b.lr:g} | {noise} | {', '.join(e.name for e in t.environments)} |"
+            f" seed {t.split_seed}) | {model} | {budget_text(t.budget)} | {noise} | "
+            f"{', '.join(e.name for e in t.environments)} |"
         )
     return "\n".join(rows)
 
@@ -376,6 +401,7 @@ _SECTIONS: dict[str, type] = {"model": ModelSpec, "budget": Budget, "noise": Noi
                               "validation": Validation}
 _ENUM_FIELDS: dict[tuple[str, str], type[enum.Enum]] = {
     ("model", "kind"): ModelKind,
+    ("budget", "optimizer"): OptimizerName,
     ("noise", "labels"): LabelNoise,
     ("noise", "target"): TargetNoise,
     ("environments", "kind"): EnvKind,

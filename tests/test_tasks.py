@@ -13,7 +13,9 @@ from lossevo.tasks import (
     Environment,
     EnvKind,
     LabelNoise,
+    OptimizerName,
     Task,
+    budget_text,
     list_tasks,
     load_task,
 )
@@ -50,6 +52,23 @@ def test_with_overrides_and_replace():
     assert dataclasses.replace(t, split_seed=3).split_seed == 3
 
 
+def test_optimizer_defaults_to_adam_and_is_overridable(tmp_path):
+    assert all(t.budget.optimizer is OptimizerName.ADAM for t in PRESETS.values())
+    t = load_task("digits-sym-0.4").with_overrides(budget={"optimizer": "sgd", "lr": 0.05})
+    assert t.budget.optimizer is OptimizerName.SGD and t.budget.momentum == 0.9
+    assert t.budget.epochs == 150 and t.budget.lr == 0.05
+    assert budget_text(t.budget) == "150 ep, batch 64, SGD (momentum 0.9) lr 0.05"
+    assert budget_text(PRESETS["digits-sym-0.4"].budget) == "150 ep, batch 64, Adam lr 0.001"
+    path = tmp_path / "t.toml"
+    path.write_text('base = "digits-sym-0.4"\n[budget]\noptimizer = "sgd"\nmomentum = 0.5\n')
+    t = load_task(path)
+    assert t.budget.optimizer is OptimizerName.SGD and t.budget.momentum == 0.5
+    # Direct construction takes the plain string too and stores the enum.
+    assert Budget(optimizer="sgd").optimizer is OptimizerName.SGD
+    with pytest.raises(ValueError, match=r"budget.optimizer.*'SGD'.*allowed: adam, sgd"):
+        Budget(optimizer="SGD")
+
+
 def test_toml_file(tmp_path):
     path = tmp_path / "t.toml"
     path.write_text(
@@ -84,6 +103,12 @@ def test_toml_base_preset(tmp_path):
          r"budget.epochs.*\[1, 100000\]"),
         ('name = "x"\ndataset = "wine"\n[budget]\nlr = "fast"', r"budget.lr.*a finite number"),
         ('name = "x"\ndataset = "wine"\n[budget]\nlr = inf', r"budget.lr.*a finite number"),
+        ('name = "x"\ndataset = "wine"\n[budget]\noptimizer = "rmsprop"',
+         r"budget.optimizer.*'rmsprop'.*allowed: adam, sgd"),
+        ('name = "x"\ndataset = "wine"\n[budget]\noptimizer = 1', r"budget.optimizer.*adam, sgd"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nmomentum = 1.0', r"budget.momentum.*\[0, 1\)"),
+        ('name = "x"\ndataset = "wine"\n[budget]\nmomentum = "high"',
+         r"budget.momentum.*a finite number"),
         ('name = "x"\ndataset = "wine"\n[model]\nwidths = [1e9]', r"model.widths.*integers"),
         ('name = "x"\ndataset = "wine"\n[model]\nwidths = [1000000000]',
          r"model.widths.*\[1, 65536\]"),
