@@ -3,7 +3,8 @@
 sympy's built-in torch printer does not know the protected Functions, and ``eval`` of DEAP's
 text dies on deep trees; this printer emits straight-line code, one operator per line, shared
 subexpressions computed once, so the generated function never nests (Python's parser refuses
-deeply nested brackets).
+deeply nested brackets). The generated ``elementwise(y_pred, y_true, t=1.0)`` takes the fraction
+of training done as ``t``; an expression without ``t`` ignores it, so its code is unchanged.
 The same source is what :mod:`lossevo.export` writes into standalone modules.
 """
 
@@ -16,14 +17,18 @@ from functools import lru_cache
 import sympy
 import torch
 
-from lossevo.primitives import PRESETS, lookup
-from lossevo.symbolic import to_sympy
+from lossevo.primitives import lookup, names
+from lossevo.symbolic import T, to_sympy
 
-__all__ = ["broadcast_result", "compile_expression", "runtime_namespace", "torch_source"]
+__all__ = ["T_DEFAULT", "broadcast_result", "compile_expression", "runtime_namespace",
+           "torch_source"]
 
-# sympy head → (primitive name): protected Functions and native sin/cos.
+# t where a caller gives none: the loss as it stands at the end of training.
+T_DEFAULT = 1.0
+
+# sympy head → (primitive name): protected Functions, class reductions and native sin/cos.
 _FUNCTION_NAMES: dict[type, str] = {}
-for _name in sorted({n for names in PRESETS.values() for n in names}):
+for _name in names():
     _prim = lookup(_name)
     if _prim.sympy_node is not None:
         _FUNCTION_NAMES[_prim.sympy_node] = _name
@@ -53,6 +58,9 @@ def _operation(e: sympy.Expr, args: list[str]) -> str:
     name = _FUNCTION_NAMES.get(e.func)
     if name is None:
         raise NotImplementedError(f"no torch form for sympy node {e.func.__name__} in {e}")
+    if lookup(name).reduces_classes:  # a constant operand counts once per class
+        (arg,) = args
+        return f"{_fn_symbol(name)}(broadcast_result({arg}, y_pred, y_true))"
     return f"{_fn_symbol(name)}({', '.join(args)})"
 
 
@@ -84,10 +92,13 @@ def _straight_line(sym: sympy.Expr) -> tuple[list[str], str]:
 
 
 def torch_source(expr: str | sympy.Expr, name: str = "elementwise") -> str:
-    """Python source of ``def name(y_pred, y_true)`` computing the expression with torch."""
+    """Python source of ``def name(y_pred, y_true, t=1.0)`` computing the expression with
+    torch; ``t`` becomes a tensor of the inputs' dtype where the expression uses it."""
     sym = to_sympy(expr) if isinstance(expr, str) else expr
     body, result = _straight_line(sym)
-    lines = [f"def {name}(y_pred, y_true):"]
+    lines = [f"def {name}(y_pred, y_true, t={T_DEFAULT!r}):"]
+    if T in sym.free_symbols:
+        lines.append("    t = torch.as_tensor(t, dtype=y_pred.dtype, device=y_pred.device)")
     lines += [f"    {line}" for line in body]
     lines.append(f"    return broadcast_result({result}, y_pred, y_true)")
     return "\n".join(lines) + "\n"
@@ -111,17 +122,22 @@ def runtime_namespace() -> dict[str, object]:
 
 
 @lru_cache(maxsize=4096)
-def compile_expression(expr: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Compile an expression text into an elementwise torch function ``f(y_pred, y_true)``.
+def compile_expression(expr: str) -> Callable[..., torch.Tensor]:
+    """Compile an expression text into a torch function ``f(y_pred, y_true, t=1.0)``.
 
-    Broadcasts like torch arithmetic, keeps the input dtype (float32 or float64), supports
-    autograd and ``torch.func`` transforms. Raises ValueError on invalid text.
+    Elementwise but for the class reductions, which act on the last axis; broadcasts like torch
+    arithmetic, keeps the input dtype (float32 or float64), supports autograd and ``torch.func``
+    transforms. ``t`` (the fraction of training done, in [0, 1]) defaults to 1, the loss at the
+    end of training; the attribute ``uses_t`` says whether the value depends on it. Raises
+    ValueError on invalid text.
     """
-    source = torch_source(expr)
+    sym = to_sympy(expr)
+    source = torch_source(sym)
     namespace = runtime_namespace()
     exec(compile(source, f"<lossevo:{expr[:60]}>", "exec"), namespace)
     fn = namespace["elementwise"]
     fn.__doc__ = f"Compiled loss expression: {expr}"
     fn.expression = expr  # type: ignore[attr-defined]
     fn.source = source  # type: ignore[attr-defined]
+    fn.uses_t = T in sym.free_symbols  # type: ignore[attr-defined]
     return fn

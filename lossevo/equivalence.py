@@ -6,7 +6,9 @@ multiple that Adam ignores. Here a loss is reduced to its gradient with respect 
 outputs (through the softmax and class sum for classification) on a fixed probe batch, in
 float64; two losses whose gradients are positive multiples of each other everywhere on it
 train alike (up to Adam's ε), and are counted once where distinct functions are wanted
-(compare's top-N).
+(compare's top-N). A loss that uses the fraction of training done ``t`` is probed at several
+values of ``t`` and its gradients joined into one vector before normalizing, so that only a
+scale shared by the whole schedule counts as training alike.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _SAMPLES = 64
 _CLASSES = 10
 # cosine above this: the same direction (positive multiples agree to ~1e-15 in float64)
 _SAME = 1.0 - 1e-9
+# values of t a schedule is probed at: start, middle and end of training
+_TIMES = (0.0, 0.5, 1.0)
 
 
 def _probe(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,21 +40,27 @@ def _probe(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def gradient_direction(expression: str, kind: str) -> torch.Tensor | None:
-    """The unit gradient of the summed loss on the probe batch; None when it is zero or not
-    finite (a constant loss, or one that overflows there)."""
+    """The unit gradient of the summed loss on the probe batch, at each t of ``_TIMES`` one
+    after the other (repeated for a loss without t); None when it is zero or not finite (a
+    constant loss, or one that overflows there)."""
     from lossevo.compile import compile_expression
     from lossevo.loss import per_sample_loss
 
+    fn = compile_expression(expression)
     outputs, targets = _probe(kind)
     outputs.requires_grad_(True)
-    loss = per_sample_loss(compile_expression(expression), outputs, targets, kind).sum()
-    if not loss.requires_grad:
-        return None
-    (grad,) = torch.autograd.grad(loss, outputs, allow_unused=True)
-    if grad is None or not bool(torch.isfinite(grad).all()):
-        return None
-    norm = grad.norm()
-    return None if norm == 0 else (grad / norm).flatten()
+    grads = []
+    for t in _TIMES if fn.uses_t else _TIMES[:1]:
+        loss = per_sample_loss(fn, outputs, targets, kind, t).sum()
+        if not loss.requires_grad:
+            return None
+        (grad,) = torch.autograd.grad(loss, outputs, allow_unused=True)
+        if grad is None or not bool(torch.isfinite(grad).all()):
+            return None
+        grads.append(grad.flatten())
+    joined = torch.cat(grads if fn.uses_t else grads * len(_TIMES))
+    norm = joined.norm()
+    return None if norm == 0 else joined / norm
 
 
 def distinct(expressions: Sequence[str], kinds: Sequence[str]) -> list[int]:

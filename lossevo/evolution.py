@@ -78,15 +78,17 @@ def _passes(expr: str, kind: str) -> bool:
 
 
 def novelty_checker(known: Container[str], kind: str | None = None,
-                    weight_decay: float = 0.0) -> Callable[[str], bool]:
+                    weight_decay: float = 0.0, *,
+                    scale_free: bool | None = None) -> Callable[[str], bool]:
     """``seen`` for :func:`offspring`: True for an expression whose canonical key (for the
-    task's `kind` and `weight_decay`, as the keys in `known` were made) is in `known` (e.g.
+    task's `kind`, `weight_decay` and `scale_free`, as the keys in `known` were made; see
+    :func:`lossevo.symbolic.canonical_key`) is in `known` (e.g.
     the fitness cache) or was already drawn through this checker, so two equal new children
     count as a repeat too."""
     drawn: set[str] = set()
 
     def seen(expression: str) -> bool:
-        key = canonical_key(expression, kind, weight_decay)
+        key = canonical_key(expression, kind, weight_decay, scale_free=scale_free)
         if key in known or key in drawn:
             return True
         drawn.add(key)

@@ -23,7 +23,8 @@ import torch
 from lossevo.atomic import write_atomic
 from lossevo.compile import broadcast_result, runtime_namespace, torch_source
 from lossevo.loss import KINDS, REDUCTIONS, SymbolicLoss, one_hot, per_sample_loss
-from lossevo.symbolic import to_latex, to_sympy
+from lossevo.scale import measure_scale
+from lossevo.symbolic import T, to_latex, to_sympy
 
 __all__ = ["export_loss", "render_module"]
 
@@ -31,7 +32,7 @@ _MAX_LINE = 100
 # Module-level names of the exported file; the loss class may not shadow them.
 _RESERVED = frozenset(
     {"EXPRESSION", "SYMPY", "LATEX", "FITNESS", "METRICS", "KIND", "KINDS", "REDUCTIONS",
-     "torch", "elementwise", "broadcast_result", "one_hot", "per_sample_loss"}
+     "USES_T", "SCALE", "torch", "elementwise", "broadcast_result", "one_hot", "per_sample_loss"}
 )
 
 
@@ -53,13 +54,14 @@ def _scalar(value: object, where: str) -> str:
     )
 
 
-def _literal(value: object, indent: int, where: str) -> str:
-    """Source of ``value``, on one line if it fits, else one element per line."""
+def _literal(value: object, indent: int, where: str, lead: int = 0) -> str:
+    """Source of ``value``, on one line if it fits, else one element per line; ``lead`` is the
+    width of what precedes it on its line (a dict key), so a long string still fits."""
     if isinstance(value, Mapping):
         for key in value:
             if not isinstance(key, str):
                 raise ValueError(f"{where}: keys must be str, got {key!r}")
-        parts = [f"{key!r}: {_literal(v, indent + 4, f'{where}[{key!r}]')}"
+        parts = [f"{key!r}: {_literal(v, indent + 4, f'{where}[{key!r}]', len(repr(key)) + 2)}"
                  for key, v in value.items()]
         return _bracket("{", parts, "}", indent)
     if isinstance(value, (list, tuple)):
@@ -67,7 +69,7 @@ def _literal(value: object, indent: int, where: str) -> str:
         if isinstance(value, tuple):
             return _bracket("(", parts, ")", indent, trailing_comma=len(parts) == 1)
         return _bracket("[", parts, "]", indent)
-    if isinstance(value, str) and indent + len(repr(value)) > _MAX_LINE - 8:
+    if isinstance(value, str) and indent + lead + len(repr(value)) > _MAX_LINE - 8:
         width = max(20, _MAX_LINE - indent - 16)
         chunks = [value[i : i + width] for i in range(0, len(value), width)]
         pad = " " * (indent + 4)
@@ -131,19 +133,23 @@ def _class_source(name: str) -> str:
 
     _fn = staticmethod(elementwise)
     kind = KIND
+    uses_t = USES_T
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", t: float = 1.0) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(
                 f"unknown reduction {{reduction!r}}; allowed: {{', '.join(REDUCTIONS)}}"
             )
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1:
+            raise ValueError(f"t = {{t!r}} is not allowed; allowed: a number in [0, 1]")
         self.reduction = reduction
+        self.t = float(t)
 
 {forward}
 
     def extra_repr(self) -> str:
-        return f"kind={{self.kind!r}}, reduction={{self.reduction!r}}"
+        return f"kind={{self.kind!r}}, reduction={{self.reduction!r}}, t={{self.t!r}}"
 '''
 
 
@@ -174,6 +180,7 @@ def render_module(
         elementwise = torch_source(sym, "elementwise")
     except (ValueError, NotImplementedError) as err:
         raise ValueError(f"invalid expression {expr!r}: {err}") from err
+    uses_t = T in sym.free_symbols
 
     constants = {
         "EXPRESSION": expr,
@@ -184,6 +191,8 @@ def render_module(
         "KIND": kind,
         "KINDS": KINDS,
         "REDUCTIONS": REDUCTIONS,
+        "USES_T": uses_t,
+        "SCALE": measure_scale(expr, kind).as_dict(),
     }
     shown = expr if len(expr) <= 60 else expr[:57] + "..."
     parts = [
@@ -191,21 +200,26 @@ def render_module(
 
 Standalone: needs only torch. The protected operators keep the semantics the loss was evolved
 with (eps = 1e-7): div(a, b) = a / b unless |b| <= eps, then a / (±eps); sqrt(a) = sqrt(|a|);
-log(a) = log(|a| + eps); exp(a) = exp(min(a, 30)).
+log(a) = log(|a| + eps); exp(a) = exp(min(a, 30)). csum(a) and cmax(a) are the sum and the
+largest value over the classes (the last axis), broadcast back; t is the fraction of training
+done, in [0, 1] (USES_T says whether this loss depends on it). SCALE is the loss's measured
+size on typical inputs (90th percentiles of |loss| and of the gradient norm with respect to the
+outputs; lossevo's docs/usable-losses.md): set an SGD learning rate or a float16 loss scale by it.
 
 Use::
 
     loss_fn = {name}(reduction="mean")  # "sum", or "none" for per-sample losses
-    loss = loss_fn(logits, targets)  # task kind: {kind}
+    loss = loss_fn(logits, targets)  # task kind: {kind}; at t = loss_fn.t (default 1.0)
+    loss_fn.t = step / total_steps  # or: loss_fn(logits, targets, t=step / total_steps)
 
-``elementwise(y_pred, y_true)`` is the bare expression; EXPRESSION, SYMPY and LATEX give it as
-text, FITNESS and METRICS record how it scored in its campaign.
+``elementwise(y_pred, y_true, t=1.0)`` is the bare expression; EXPRESSION, SYMPY and LATEX give
+it as text, FITNESS and METRICS record how it scored in its campaign.
 """
 ''',
         "import torch\n",
         "__all__ = "
-        + _literal(["EXPRESSION", "FITNESS", "KIND", "LATEX", "METRICS", "SYMPY", name,
-                    "elementwise"], 0, "__all__"),
+        + _literal(["EXPRESSION", "FITNESS", "KIND", "LATEX", "METRICS", "SCALE", "SYMPY",
+                    "USES_T", name, "elementwise"], 0, "__all__"),
         "\n".join(f"{key} = {_literal(value, 0, key.lower())}" for key, value in constants.items()),
         _primitives_source().rstrip(),
         "\n".join(_wrap_line(line) for line in elementwise.rstrip().splitlines()),
@@ -230,8 +244,11 @@ def export_loss(
 ) -> Path:
     """Write a standalone ``.py`` module for ``expr`` to ``path`` atomically; return the path.
 
-    The module holds EXPRESSION, SYMPY, LATEX, FITNESS, METRICS and KIND, the protected
-    primitives, ``elementwise(y_pred, y_true)`` and the ``nn.Module`` class ``name``.
+    The module holds EXPRESSION, SYMPY, LATEX, FITNESS, METRICS, KIND, USES_T and SCALE (the
+    measured value and gradient size, :mod:`lossevo.scale`), the protected
+    primitives, ``elementwise(y_pred, y_true, t=1.0)`` and the ``nn.Module`` class ``name``,
+    whose fraction of training done ``t`` is a constructor argument, a settable attribute and
+    an optional argument of each call (a loss without ``t`` ignores it).
     Raises ValueError on an invalid expression, kind, class name, or path.
     """
     target = Path(path)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from deap import base, gp
 
-from lossevo.parse import TERMINALS, Node, parse
-from lossevo.primitives import get_preset
+from lossevo.parse import Node, parse
+from lossevo.primitives import get_preset, preset_terminals
 
 __all__ = [
     "ConstantSpec",
@@ -51,9 +51,11 @@ def constant_terminal(value: float | int) -> gp.Terminal:
 
 
 def build_pset(preset: str = "ganetic") -> gp.PrimitiveSet:
-    """A DEAP primitive set with arguments ``y_pred``, ``y_true`` and the preset's primitives."""
-    pset = gp.PrimitiveSet(f"lossevo_{preset}", len(TERMINALS))
-    pset.renameArguments(**{f"ARG{i}": name for i, name in enumerate(TERMINALS)})
+    """A DEAP primitive set with the preset's terminals as arguments (``y_pred``, ``y_true``,
+    and ``t`` where the preset has it) and its primitives."""
+    terminals = preset_terminals(preset)
+    pset = gp.PrimitiveSet(f"lossevo_{preset}", len(terminals))
+    pset.renameArguments(**{f"ARG{i}": name for i, name in enumerate(terminals)})
     for prim in get_preset(preset):
         pset.addPrimitive(prim.numpy_fn, prim.arity, name=prim.name)
     return pset
@@ -67,6 +69,11 @@ def from_text(expr: str, pset: gp.PrimitiveSet, cls: type = gp.PrimitiveTree) ->
             tree.append(constant_terminal(node.value))
             continue
         item = pset.mapping.get(node.value)
+        if item is None and node.kind == "variable":
+            raise ValueError(
+                f"terminal {node.value!r} at position {node.position} is not in primitive set "
+                f"{pset.name!r}; allowed: {', '.join(pset.arguments)} or a number"
+            )
         if item is None:
             raise ValueError(
                 f"primitive {node.value!r} at position {node.position} is not in primitive set "

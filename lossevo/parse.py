@@ -11,11 +11,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from lossevo.primitives import lookup, names
+from lossevo.primitives import TERMINALS, lookup, names
 
 __all__ = ["MAX_DEPTH", "TERMINALS", "Node", "format_nodes", "parse"]
 
-TERMINALS = ("y_pred", "y_true")
 # Deepest nesting of primitives accepted. sympy, the compiler and DEAP recurse over trees, so
 # an expression nested thousands deep would end in RecursionError (sympy's sort keys, with a
 # cold cache, failed from about 180 alternating div/mul levels here); no useful loss comes near.

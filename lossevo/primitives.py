@@ -8,6 +8,13 @@ by its training results, not killed by a NaN. Their exact semantics (ε = 1e-7):
 - ``log(a) = log(|a| + ε)``
 - ``exp(a) = exp(min(a, 30))``
 
+Class reductions act on the last axis, the classes of a classification task (binary and
+regression losses see a single output there, so they are the identity): ``csum(a)`` sums ``a``
+over the classes and ``cmax(a)`` takes its largest value, both broadcast back over the classes.
+They make per-sample normalizations such as NCE's ``log p_y / Σ_k log p_k`` expressible. The
+terminal ``t`` in [0, 1] is the fraction of training done (see :mod:`lossevo.training`), so a
+loss can follow a schedule without per-sample state.
+
 The torch forms are written so that gradients stay finite too (the double-``where`` trick:
 the branch not taken never sees an input that would produce inf or NaN in backward).
 """
@@ -27,14 +34,21 @@ __all__ = [
     "EPS",
     "EXP_MAX",
     "PRESETS",
+    "TERMINALS",
+    "TIME",
     "Primitive",
+    "cmax",
+    "csum",
     "get_preset",
     "lookup",
     "names",
     "pdiv",
     "pexp",
     "plog",
+    "preset_terminals",
     "psqrt",
+    "torch_cmax",
+    "torch_csum",
     "torch_pdiv",
     "torch_pexp",
     "torch_plog",
@@ -43,6 +57,9 @@ __all__ = [
 
 EPS = 1e-7
 EXP_MAX = 30.0
+TIME = "t"
+# Every terminal an expression may use; a preset's DEAP grammar draws from its own subset.
+TERMINALS = ("y_pred", "y_true", TIME)
 
 
 # --- torch forms (standalone: export copies their source, so they use only torch) -----------
@@ -72,6 +89,16 @@ def torch_pexp(a: torch.Tensor) -> torch.Tensor:
     return torch.exp(torch.clamp(a, max=30.0))
 
 
+def torch_csum(a: torch.Tensor) -> torch.Tensor:
+    """Sum over the class axis (the last), kept as a length-1 axis that broadcasts back."""
+    return a.sum(dim=-1, keepdim=True)
+
+
+def torch_cmax(a: torch.Tensor) -> torch.Tensor:
+    """Largest value over the class axis, kept as a length-1 axis; ties share the gradient."""
+    return a.amax(dim=-1, keepdim=True)
+
+
 # --- numpy forms (the reference the other two are tested against) ---------------------------
 
 
@@ -90,6 +117,16 @@ def _np_plog(a: np.ndarray) -> np.ndarray:
 
 def _np_pexp(a: np.ndarray) -> np.ndarray:
     return np.exp(np.minimum(a, EXP_MAX))
+
+
+def _np_csum(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=float)
+    return a if a.ndim == 0 else a.sum(axis=-1, keepdims=True)
+
+
+def _np_cmax(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=float)
+    return a if a.ndim == 0 else a.max(axis=-1, keepdims=True)
 
 
 # --- sympy forms: Functions that fold numeric arguments with the same semantics -------------
@@ -192,6 +229,69 @@ class pexp(_Protected):
         return rf"e^{{{printer._print(self.args[0])}}}"
 
 
+class _ClassReduction(sympy.Function):
+    """Base of ``csum`` and ``cmax``: opaque to sympy, which does not know the class count."""
+
+    nargs = 1
+    _symbol = ""
+
+    def _latex(self, printer, exp=None):
+        body = rf"\{self._symbol}_{{k}}\left({printer._print(self.args[0])}\right)"
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
+
+def _per_sample(e: sympy.Expr) -> bool:
+    """Whether ``e`` has one value for all classes: numbers, ``t`` and class reductions."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _ClassReduction) or node.is_Number:
+            continue
+        if node.is_Atom:
+            if not (node.is_Symbol and node.name == TIME):
+                return False
+            continue
+        stack.extend(node.args)
+    return True
+
+
+class csum(_ClassReduction):
+    """``Σ_k a_k`` over the classes, broadcast back. Linear: factors with one value for all
+    classes (numbers, ``t``, other reductions) move out, so ``csum(3) = 3·csum(1)``."""
+
+    _symbol = "sum"
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_zero:
+            return sympy.S.Zero
+        factors = sympy.Mul.make_args(a)
+        outside = [f for f in factors if _per_sample(f)]
+        scale = sympy.Mul(*outside)
+        if scale == 1:
+            return None
+        return scale * cls(sympy.Mul(*(f for f in factors if not _per_sample(f))))
+
+
+class cmax(_ClassReduction):
+    """``max_k a_k`` over the classes, broadcast back: the identity on a value shared by all
+    classes, and it commutes with adding one or scaling by a positive number."""
+
+    _symbol = "max"
+
+    @classmethod
+    def eval(cls, a):
+        if _per_sample(a):
+            return a
+        shared = [term for term in sympy.Add.make_args(a) if _per_sample(term)]
+        if shared:
+            return sympy.Add(*shared) + cls(a - sympy.Add(*shared))
+        coeff, rest = a.as_coeff_Mul()
+        if coeff.is_positive and coeff != 1:
+            return coeff * cls(rest)
+        return None
+
+
 def _sym_sin(a: sympy.Expr) -> sympy.Expr:
     return sympy.sin(a).evalf() if _is_num(a) else sympy.sin(a)
 
@@ -208,7 +308,9 @@ class Primitive:
     """One operator in every form the engine needs.
 
     ``sympy_node`` is the sympy head the compiled printer maps back to ``torch_fn``
-    (``None`` for operators sympy represents natively: Add, Mul).
+    (``None`` for operators sympy represents natively: Add, Mul). A ``reduces_classes``
+    primitive's operand must arrive broadcast to the full shape of the inputs (the compiler and
+    the numpy reference see to it), since ``csum(1)`` is the number of classes.
     """
 
     name: str
@@ -217,6 +319,7 @@ class Primitive:
     torch_fn: Callable[..., torch.Tensor]
     numpy_fn: Callable[..., np.ndarray]
     sympy_node: type | None = None
+    reduces_classes: bool = False
 
 
 _TABLE: dict[str, Primitive] = {
@@ -231,13 +334,21 @@ _TABLE: dict[str, Primitive] = {
         Primitive("exp", 1, pexp, torch_pexp, _np_pexp, pexp),
         Primitive("sin", 1, _sym_sin, torch.sin, np.sin, sympy.sin),
         Primitive("cos", 1, _sym_cos, torch.cos, np.cos, sympy.cos),
+        Primitive("csum", 1, csum, torch_csum, _np_csum, csum, reduces_classes=True),
+        Primitive("cmax", 1, cmax, torch_cmax, _np_cmax, cmax, reduces_classes=True),
     )
 }
 
+_GANETIC = ("add", "sub", "mul", "div", "sqrt", "log", "exp", "sin", "cos")
 PRESETS: dict[str, tuple[str, ...]] = {
-    "ganetic": ("add", "sub", "mul", "div", "sqrt", "log", "exp", "sin", "cos"),
+    "ganetic": _GANETIC,
     "arithmetic": ("add", "sub", "mul", "div"),
+    # opt-in: enough to write the normalized losses of the frontier (NCE, RCE, ANL's NNCE)
+    # and schedules in t; see docs/search-space.md
+    "frontier": (*_GANETIC, "csum", "cmax"),
 }
+# Terminals beyond y_pred and y_true that a preset's grammar draws.
+_EXTRA_TERMINALS: dict[str, tuple[str, ...]] = {"frontier": (TIME,)}
 
 
 def get_preset(name: str) -> tuple[Primitive, ...]:
@@ -245,6 +356,13 @@ def get_preset(name: str) -> tuple[Primitive, ...]:
     if name not in PRESETS:
         raise ValueError(f"unknown primitive set {name!r}; allowed: {sorted(PRESETS)}")
     return tuple(_TABLE[n] for n in PRESETS[name])
+
+
+def preset_terminals(name: str) -> tuple[str, ...]:
+    """The terminals a named preset's trees may use, ``y_pred`` and ``y_true`` first."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown primitive set {name!r}; allowed: {sorted(PRESETS)}")
+    return (*TERMINALS[:2], *_EXTRA_TERMINALS.get(name, ()))
 
 
 def names() -> tuple[str, ...]:

@@ -9,23 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 from lossevo.parse import parse
-from lossevo.primitives import lookup
+from lossevo.primitives import TIME, lookup
 
 __all__ = ["evaluate_numpy"]
 
 
 def evaluate_numpy(
-    expr: str, y_pred, y_true, *, track_magnitude: bool = False
+    expr: str, y_pred, y_true, *, t: float = 1.0, track_magnitude: bool = False
 ) -> np.ndarray | tuple[np.ndarray, float]:
-    """Value of ``expr`` at ``(y_pred, y_true)`` in float64 (broadcast).
+    """Value of ``expr`` at ``(y_pred, y_true)`` and the fraction of training done ``t`` in
+    float64 (broadcast; the class reductions act on the last axis).
 
     With ``track_magnitude`` also returns the largest finite absolute intermediate value, which
     bounds the rounding error any reordering of the computation can introduce.
     """
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1:
+        raise ValueError(f"t = {t!r} is not allowed; allowed: a number in [0, 1]")
     y_pred = np.asarray(y_pred, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.float64)
     shape = np.broadcast_shapes(y_pred.shape, y_true.shape)
-    leaves = {"y_pred": y_pred, "y_true": y_true}
+    leaves = {"y_pred": y_pred, "y_true": y_true, TIME: np.float64(t)}
     stack: list[np.ndarray] = []
     magnitude = 0.0
     with np.errstate(all="ignore"):
@@ -36,7 +39,10 @@ def evaluate_numpy(
                 value = np.float64(node.value)
             else:
                 prim = lookup(node.value)
-                value = prim.numpy_fn(*[stack.pop() for _ in range(prim.arity)])
+                args = [stack.pop() for _ in range(prim.arity)]
+                if prim.reduces_classes:  # a constant counts once per class
+                    args = [np.broadcast_to(a, shape) for a in args]
+                value = prim.numpy_fn(*args)
             finite = np.abs(np.asarray(value))[np.isfinite(value)]
             if finite.size:
                 magnitude = max(magnitude, float(finite.max()))

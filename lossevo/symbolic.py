@@ -20,12 +20,13 @@ from functools import lru_cache
 import sympy
 
 from lossevo.parse import Node, parse
-from lossevo.primitives import lookup
+from lossevo.primitives import TIME, cmax, csum, lookup
 
 __all__ = [
     "KEY_KINDS",
     "Y_PRED",
     "Y_TRUE",
+    "T",
     "canonical_key",
     "nodes_to_sympy",
     "to_latex",
@@ -34,7 +35,8 @@ __all__ = [
 
 Y_PRED = sympy.Symbol("y_pred", real=True)
 Y_TRUE = sympy.Symbol("y_true", real=True)
-_SYMBOLS = {"y_pred": Y_PRED, "y_true": Y_TRUE}
+T = sympy.Symbol(TIME, real=True)  # the fraction of training done, in [0, 1]
+_SYMBOLS = {"y_pred": Y_PRED, "y_true": Y_TRUE, TIME: T}
 
 # Expansion of products over sums is cheap on small trees and can blow up on large ones.
 _EXPAND_MAX_OPS = 60
@@ -86,10 +88,12 @@ def _to_sympy_cached(expr: str) -> sympy.Expr:
 
 
 def to_sympy(expr: str) -> sympy.Expr:
-    """The sympy form of an expression text, over the real symbols ``y_pred`` and ``y_true``.
+    """The sympy form of an expression text, over the real symbols ``y_pred``, ``y_true`` and
+    ``t``.
 
     Protected operators become sympy Functions (``pdiv``, ``psqrt``, ``plog``, ``pexp``) that
-    fold numeric arguments with exactly the protected semantics.
+    fold numeric arguments with exactly the protected semantics; the class reductions become
+    ``csum`` and ``cmax``, which sympy cannot evaluate (the number of classes is not known).
     """
     return _to_sympy_cached(expr)
 
@@ -113,7 +117,8 @@ def _normal_form(expr: sympy.Expr) -> sympy.Expr:
 
 
 @lru_cache(maxsize=65536)
-def canonical_key(expr: str, kind: str | None = None, weight_decay: float = 0.0) -> str:
+def canonical_key(expr: str, kind: str | None = None, weight_decay: float = 0.0, *,
+                  scale_free: bool | None = None) -> str:
     """A text shared by expressions that cheap normalization proves equivalent.
 
     Without ``kind``: equivalent means the same function (every rewrite preserves the protected
@@ -121,7 +126,9 @@ def canonical_key(expr: str, kind: str | None = None, weight_decay: float = 0.0)
     :data:`KEY_KINDS`): losses that train the same model alike under Adam for that kind of task
     (see :func:`_training_form` for the rules) — the key for caches, novelty and halls of fame.
     ``weight_decay`` is the task's: Adam's L2 term ``wd·θ`` joins the gradient unscaled, so a
-    positive scale is factored out only when it is 0. Binary and regression keys use only the
+    positive scale is factored out only when it is 0; ``scale_free`` overrides that rule with
+    what the trainer is known to do (``lossevo.optimizers.ignores_loss_scale``: SGD follows the
+    scale, so under it ``2·g`` and ``g`` must keep apart). Binary and regression keys use only the
     rules every kind shares, so either serves tasks of mixed kinds. Constant losses share the
     key of ``0``. Different keys do not prove a difference.
     """
@@ -129,7 +136,9 @@ def canonical_key(expr: str, kind: str | None = None, weight_decay: float = 0.0)
         return sympy.srepr(_normal_form(to_sympy(expr)))
     if kind not in KEY_KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KEY_KINDS)}")
-    return sympy.srepr(_training_form(to_sympy(expr), kind, scale_free=weight_decay == 0))
+    if scale_free is None:
+        scale_free = weight_decay == 0
+    return sympy.srepr(_training_form(to_sympy(expr), kind, scale_free=scale_free))
 
 
 # --- keys modulo training equivalence -------------------------------------------------------
@@ -198,9 +207,20 @@ def _one_hot_split(sym: sympy.Expr) -> sympy.Expr:
     Written so, ``y_true`` appears only as a linear factor, and what a loss does on the other
     classes is spelled out: ``div(x, y_true)`` becomes ``x/ε`` there (protected division), so
     losses that differ only in terms that division turns into constants (e.g. the constant
-    ``c`` of ``div(sub(c, …), y_true)``) share a key."""
+    ``c`` of ``div(sub(c, …), y_true)``) share a key.
+
+    A class reduction sees every class's ``y_true`` at once, so it is not split: it enters as
+    an opaque per-sample value, after ``csum(y_true) = cmax(y_true) = 1`` (exact on one-hot
+    targets, in floats too). ``csum(y_pred) = 1`` is left alone: the float32 softmax sums to 1
+    only up to rounding, which protected division can scale up to the size of the loss."""
     if Y_TRUE not in sym.free_symbols:
         return sym
+    reductions = sym.atoms(csum, cmax)
+    if reductions:  # outermost first: xreplace does not look inside what it replaces
+        sym = sym.xreplace({csum(Y_TRUE): sympy.S.One, cmax(Y_TRUE): sympy.S.One})
+        hidden = {r: sympy.Dummy(f"r{i}") for i, r in enumerate(
+            sorted(sym.atoms(csum, cmax), key=sympy.default_sort_key))}
+        return _one_hot_split(sym.xreplace(hidden)).xreplace({d: r for r, d in hidden.items()})
 
     def at(value: sympy.Expr) -> sympy.Expr:  # numbers such as sin(1) folded to floats
         return sym.xreplace({Y_TRUE: value}).replace(
@@ -232,7 +252,10 @@ def _training_form(sym: sympy.Expr, kind: str, scale_free: bool) -> sympy.Expr:
       (Σₖ c·pₖ = c after the softmax) unless |c| exceeds the other terms' leading coefficient
       by more than 1e3: the float32 softmax sums to 1 only up to ~1e-7, and a ``div(y_pred,
       0.0)`` = 1e7·y_pred turns that into gradient noise as large as the rest. Σₖ yₖ = 1 adds
-      nothing more, since terms of ``y_true`` alone already went;
+      nothing more, since terms of ``y_true`` alone already went. Class reductions are
+      opaque per-sample values there, but for ``csum(y_true) = cmax(y_true) = 1``;
+    - binary and regression: ``csum``/``cmax`` are the identity on a single output, yet stay
+      opaque, so that these keys keep serving comparisons across kinds;
     - with ``scale_free``, the coefficients are divided by the magnitude of the first one in
       sympy's sort order of the coefficient-free terms, so ``c·g`` and ``g`` (c > 0) meet while
       ``-g`` stays apart — but only while the largest coefficient lies in ``_SCALE_RANGE``:

@@ -2,10 +2,17 @@
 
 Every model has its own parameters, its own training labels and its own data order, and each
 candidate's loss is applied only to its slice of the stacked outputs. The step sums the
-per-model mean losses, so each model receives exactly its own gradient; Adam is applied
-as `torch.optim.Adam` over the stacked tensors (elementwise, so stacking does not change
-it). A candidate whose loss raises or goes non-finite is dropped
-from the sum; its neighbours in the batch are untouched because no gradient crosses models.
+per-model mean losses, so each model receives exactly its own gradient; the task's optimizer
+(Adam or SGD with momentum, lossevo.optimizers) is applied over the stacked tensors
+(elementwise, so stacking does not change it). A candidate whose loss raises or goes
+non-finite is dropped from the sum; its neighbours in the batch are untouched because no
+gradient crosses models.
+
+Losses may follow a schedule: one whose `uses_t` attribute is true (a `SymbolicLoss` whose
+expression has the terminal `t`) is called as `loss(outputs, targets, t=t)` with `t` the
+fraction of training done before the current step, `k / K` for step k = 0..K−1 of the
+K = epochs·⌈N / batch_size⌉ steps (so `t` runs from 0 to 1 − 1/K, the same for every model).
+Other losses are called as before.
 
 A `TrainingScheme` is the hook for training schemes (lossevo.baselines.schemes): it turns a
 batch into per-model objectives (and may take its own step, e.g. SAM's two gradients). The
@@ -21,6 +28,7 @@ from typing import Any
 import torch
 
 from lossevo.models import Params, stacked_forward
+from lossevo.optimizers import make_optimizer
 from lossevo.tasks import Budget, Task
 
 __all__ = [
@@ -30,7 +38,6 @@ __all__ = [
     "TrainResult",
     "TrainingScheme",
     "data_orders",
-    "make_adam",
     "train_models",
 ]
 
@@ -40,7 +47,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class Group:
     """One candidate's slice [start, stop) of the stacked models and its per-sample loss
-    (outputs (n, C), targets (n,)) -> (n,)."""
+    (outputs (n, C), targets (n,)) -> (n,), given `t=` too when its `uses_t` is true."""
 
     loss: LossFn
     start: int
@@ -51,17 +58,6 @@ class Group:
 class TrainResult:
     params: Params
     failures: list[str | None]  # per group: None, or why it was rejected
-
-
-def make_adam(params: Sequence[torch.Tensor], budget: Budget) -> torch.optim.Adam:
-    """torch.optim.Adam on the stacked leaves: Adam is elementwise, so one optimizer over
-    stacked tensors is exactly one Adam per model. The fused kernel (one pass over the
-    state, CPU and CUDA) is used where this torch build has it."""
-    try:
-        return torch.optim.Adam(params, lr=budget.lr, weight_decay=budget.weight_decay,
-                                fused=True)
-    except (RuntimeError, ValueError):  # pragma: no cover - older torch / unusual device
-        return torch.optim.Adam(params, lr=budget.lr, weight_decay=budget.weight_decay)
 
 
 def _like(leaf: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -84,19 +80,20 @@ class _NothingAlive(Exception):
 
 def _per_sample(
     groups: Sequence[Group], alive: list[bool], failures: list[str | None],
-    out: torch.Tensor, yb: torch.Tensor,
+    out: torch.Tensor, yb: torch.Tensor, t: float = 1.0,
 ) -> torch.Tensor:
-    """(M, n) per-sample losses, each group's loss on its own rows; rows of rejected groups
-    are zeros (no gradient reaches their models)."""
+    """(M, n) per-sample losses, each group's loss on its own rows (at the fraction of
+    training done `t` where the loss `uses_t`); rows of rejected groups are zeros (no gradient
+    reaches their models)."""
     rows = []
     for g, grp in enumerate(groups):
         k = grp.stop - grp.start
         if alive[g]:
             try:
-                per_sample = grp.loss(
-                    out[grp.start:grp.stop].reshape(-1, out.shape[-1]),
-                    yb[grp.start:grp.stop].reshape(-1),
-                )
+                args = (out[grp.start:grp.stop].reshape(-1, out.shape[-1]),
+                        yb[grp.start:grp.stop].reshape(-1))
+                uses_t = getattr(grp.loss, "uses_t", False)
+                per_sample = grp.loss(*args, t=t) if uses_t else grp.loss(*args)
                 if not per_sample.requires_grad:
                     raise ValueError("loss does not depend on the model outputs")
                 rows.append(per_sample.reshape(k, yb.shape[1]))
@@ -129,7 +126,8 @@ class SchemeContext:
 class Batch:
     """One training step as a scheme sees it: inputs x (M, b, D), labels y (M, b), sample
     indices idx (M, b) for per-sample state, the epoch, `forward(params, x)` -> outputs
-    (M, n, C), and `per_sample(outputs, y)` -> (M, n) losses of each candidate's base loss."""
+    (M, n, C), `per_sample(outputs, y)` -> (M, n) losses of each candidate's base loss, and
+    `t`, the fraction of training done before this step (see the module docstring)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -137,6 +135,7 @@ class Batch:
     epoch: int
     forward: Callable[[Params, torch.Tensor], torch.Tensor]
     per_sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    t: float = 0.0
 
 
 class TrainingScheme:
@@ -205,30 +204,34 @@ def train_models(
     device = y.device
     n_models, n = y.shape
     # Weights are stored with the memory layout vmap gives their gradients ((M, out, in) with
-    # `in` outermost), so gradients need no copy before the fused Adam kernel.
+    # `in` outermost), so gradients need no copy before the fused optimizer kernel.
     leaves = {k: (v.detach().transpose(-1, -2).contiguous().transpose(-1, -2) if v.dim() == 3
                   else v.detach().clone()).requires_grad_(True) for k, v in params.items()}
     leaf_list = list(leaves.values())
-    opt = make_adam(leaf_list, budget)
+    opt = make_optimizer(leaf_list, budget)
     l1 = _weight_l1(groups, n_models, device)
     failures: list[str | None] = [None] * len(groups)
     alive = [True] * len(groups)
     rows = torch.arange(n_models, device=device).unsqueeze(1)
     bs = budget.batch_size
+    steps_per_epoch = -(-n // bs)
+    progress = {"t": 0.0}  # read by per_sample, so a scheme's extra calls see this step's t
 
     def forward(p: Params, xb: torch.Tensor) -> torch.Tensor:
         return stacked_forward(module, p, xb, shared=False)
 
     def per_sample(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return _per_sample(groups, alive, failures, out, yb)
+        return _per_sample(groups, alive, failures, out, yb, progress["t"])
 
     for epoch, order in enumerate(data_orders(order_seeds, n, budget.epochs)):
         order = order.to(device)
         finite = torch.ones(n_models, dtype=torch.bool, device=device)
-        for start in range(0, n, bs):
+        for step, start in enumerate(range(0, n, bs)):
+            progress["t"] = (epoch * steps_per_epoch + step) / (budget.epochs * steps_per_epoch)
             idx = order[:, start:start + bs]
             xb = x[idx] if shared_x else x[rows, idx]
-            batch = Batch(xb, torch.gather(y, 1, idx), idx, epoch, forward, per_sample)
+            batch = Batch(xb, torch.gather(y, 1, idx), idx, epoch, forward, per_sample,
+                          progress["t"])
             try:
                 per_model, grads = scheme.gradients(state, batch, leaves)
             except _NothingAlive:

@@ -178,3 +178,23 @@ def test_measured_equivalence_merges_what_algebra_misses():
     assert distinct([SQ, f"mul(3.0, {SQ})", "mul(y_pred, y_pred)"], ["regression"]) == [0, 2]
     assert distinct([NEG_PY, f"add({NEG_PY}, mul(0.3, y_pred))"],
                     ["classification", "regression"]) == [0, 1]
+
+
+def test_measured_equivalence_probes_a_schedule_at_several_t():
+    """A loss with t is compared over the whole schedule: a scale shared by every t merges
+    (so does an added t), a scale that changes with t does not; class reductions work too."""
+    from lossevo.equivalence import distinct, gradient_direction
+
+    nce = "div(mul(y_true, log(y_pred)), csum(log(y_pred)))"
+    exprs = [f"mul(t, {CE})",                     # kept
+             f"mul(2.0, mul(t, {CE}))",           # the first at scale 2: dropped
+             CE,                                  # equal to the first at t = 1 only: kept
+             f"add(t, {CE})",                     # CE plus a term without gradient: dropped
+             nce,                                 # kept
+             f"mul(3.0, {nce})"]                  # dropped
+    assert distinct(exprs, ["classification"]) == [0, 2, 4]
+    assert gradient_direction(CE, "classification").shape == gradient_direction(
+        exprs[0], "classification").shape
+    # on a single output the reductions are the identity
+    assert distinct([SQ, "mul(csum(sub(y_pred, y_true)), cmax(sub(y_pred, y_true)))"],
+                    ["regression"]) == [0]

@@ -38,7 +38,10 @@ EXPRESSIONS = [
     "add(sin(y_pred), cos(mul(y_true, y_pred)))",
     "1.5",  # constant: broadcast to the input shape
     _LONG,
+    # the frontier preset: class reductions and the fraction of training done t
+    "add(div(mul(y_true, log(y_pred)), csum(log(y_pred))), mul(t, cmax(sub(y_pred, 2.0))))",
 ]
+SCHEDULED = EXPRESSIONS[-1]
 
 
 def _load(path: Path, name: str):
@@ -114,6 +117,64 @@ def test_module_matches_symbolic_loss(exported, expr, kind, reduction):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
         torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=0)
         assert torch.isfinite(got_grad).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scheduled_loss_round_trips_with_t_as_argument_or_attribute(exported, kind):
+    """An exported loss with csum and t: t is a constructor argument, a settable attribute and
+    a per-call argument, each giving the engine's value at that t (default 1.0)."""
+    module = exported[SCHEDULED, kind][1]
+    assert module.USES_T is True and module.EvolvedLoss.uses_t
+    logits, targets = _task_batch(kind)
+    values = {}
+    for t in (0.0, 0.3, 1.0):
+        want, (want_grad,) = _value_and_grads(
+            partial(SymbolicLoss(SCHEDULED, kind=kind, t=t), targets=targets), logits)
+        built = module.EvolvedLoss(t=t)
+        settable = module.EvolvedLoss()
+        settable.t = t
+        for loss in (built, settable, partial(module.EvolvedLoss(t=0.7), t=t)):
+            got, (got_grad,) = _value_and_grads(partial(loss, targets=targets), logits)
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+            torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=0)
+        values[t] = float(want)
+    assert len(set(values.values())) == 3  # the schedule matters
+    assert float(module.EvolvedLoss()(logits, targets)) == values[1.0]
+    with pytest.raises(ValueError, match=r"t = 1.5 is not allowed; allowed: a number in \[0, 1\]"):
+        module.EvolvedLoss(t=1.5)
+    assert exported[EXPRESSIONS[0], kind][1].USES_T is False
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exported_loss_carries_its_measured_scale(exported, kind):
+    """SCALE in the module is the scale probe's measurement, so a user can pick an SGD learning
+    rate or a float16 loss scale from it without lossevo installed."""
+    from lossevo.scale import measure_scale
+
+    for expr in (EXPRESSIONS[0], SCHEDULED):
+        module = exported[expr, kind][1]
+        measured = measure_scale(expr, kind).as_dict()
+        assert measured == module.SCALE
+        assert "SCALE" in module.__all__
+
+
+def test_scheduled_loss_runs_standalone(exported):
+    path = exported[SCHEDULED, "classification"][0]
+    script = (
+        "import sys, importlib.util\n"
+        "sys.modules['lossevo'] = None  # importing lossevo would fail\n"
+        f"spec = importlib.util.spec_from_file_location('m', {str(path)!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "import torch\n"
+        "x = torch.linspace(-2, 2, 6, dtype=torch.float64).reshape(2, 3)\n"
+        "print(repr(m.EvolvedLoss()(x, torch.tensor([0, 2]), t=0.25).item()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    x = torch.linspace(-2, 2, 6, dtype=torch.float64).reshape(2, 3)
+    want = SymbolicLoss(SCHEDULED, t=0.25)(x, torch.tensor([0, 2])).item()
+    assert float(done.stdout.strip()) == want
 
 
 def test_module_rejects_unknown_reduction(exported):

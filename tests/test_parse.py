@@ -29,7 +29,9 @@ def test_text_tree_text_round_trip(expr):
         ("add(y_pred, y_true", "'(' of 'add' at position 0 is never closed"),
         ("mul(y_true, log(y_pred)))", "unexpected ')' at position 24"),
         ("foo(y_pred)", "unknown primitive 'foo' at position 0"),
-        ("add(y_pred, z)", "unknown terminal 'z' at position 12"),
+        ("add(y_pred, z)", "unknown terminal 'z' at position 12; allowed: y_pred, y_true, t"),
+        ("t(y_pred)", "terminal 't' at position 0 takes no arguments"),
+        ("csum(y_pred, y_true)", "'csum' at position 0 takes 1 argument(s), got more"),
         ("add(y_pred, 1.2.3)", "constant '1.2.3' at position 12 is not a number"),
         ("add(y_pred, 2x)", "constant '2x' at position 12 is not a number"),
         ("mul(1e999, y_pred)", "constant '1e999' at position 4 is not a finite number"),
@@ -54,6 +56,16 @@ def test_non_string_is_a_type_error():
 def test_primitive_outside_the_set_is_rejected():
     with pytest.raises(ValueError, match="'sin' at position 0 is not in primitive set"):
         from_text("sin(y_pred)", build_pset("arithmetic"))
+
+
+def test_frontier_text_round_trips_through_its_primitive_set():
+    text = "add(mul(t, csum(log(y_pred))), cmax(div(y_true, 2)))"
+    nodes = parse(text)
+    assert [n.value for n in nodes if n.kind == "variable"] == ["t", "y_pred", "y_true"]
+    assert format_nodes(nodes) == text
+    pset = build_pset("frontier")
+    assert str(from_text(text, pset)) == text
+    assert str(gp.PrimitiveTree.from_string(text, pset)) == text
 
 
 def test_integer_and_negative_constants_round_trip():

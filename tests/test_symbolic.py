@@ -137,3 +137,21 @@ def test_latex_of_a_power_of_a_protected_function(fn):
     inner = f"{fn}(y_pred, y_true)" if fn == "div" else f"{fn}(y_pred)"
     text = to_latex(f"mul({inner}, {inner})")
     assert text.endswith("^{2}") and r"\left(" in text
+
+
+def test_scale_free_follows_the_optimizer_not_only_the_weight_decay():
+    """Adam without weight decay ignores a positive factor on the loss, SGD does not: the key
+    merges 3·g with g only when the trainer is scale-free."""
+    from lossevo.optimizers import ignores_loss_scale
+    from lossevo.tasks import Budget
+
+    g, scaled = "mul(y_true, log(y_pred))", "mul(3.0, mul(y_true, log(y_pred)))"
+    adam, sgd = Budget(), Budget(optimizer="sgd")
+    assert ignores_loss_scale(adam) and not ignores_loss_scale(sgd)
+    for budget, merged in ((adam, True), (sgd, False)):
+        keys = {canonical_key(e, "classification", budget.weight_decay,
+                              scale_free=ignores_loss_scale(budget)) for e in (g, scaled)}
+        assert (len(keys) == 1) is merged
+    assert canonical_key(g, "classification") == canonical_key(scaled, "classification")
+    assert canonical_key(g, "classification", 1e-4) != canonical_key(scaled, "classification",
+                                                                      1e-4)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from lossevo.models import build_module, init_params, stacked_forward
-from lossevo.tasks import Budget, ModelSpec
+from lossevo.optimizers import ignores_loss_scale, make_optimizer
+from lossevo.tasks import Budget, ModelSpec, OptimizerName
 from lossevo.training import Group, data_orders, train_models
 
 CPU = torch.device("cpu")
@@ -81,3 +84,69 @@ def test_per_model_inputs_and_orders():
     assert torch.isfinite(out).all() and res.failures == [None]
     orders = list(data_orders([5, 6, 5], 20, 2))
     assert torch.equal(orders[0][0], orders[0][2]) and not torch.equal(orders[0][0], orders[1][0])
+
+
+def _plain_loop(params, x, y, seeds, budget, make_opt, scale: float = 1.0):
+    """Per model, one nn.Sequential and one torch optimizer: what the stacked step must equal."""
+    out = []
+    for m, seed in enumerate(seeds):
+        net = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(params[name][m])
+        opt = make_opt(net.parameters())
+        for order in data_orders([seed], x.shape[0], budget.epochs):
+            for s in range(0, x.shape[0], budget.batch_size):
+                idx = order[0, s:s + budget.batch_size]
+                opt.zero_grad()
+                (scale * torch.nn.functional.cross_entropy(net(x[idx]), y[m, idx])).backward()
+                opt.step()
+        out.append(dict(net.named_parameters()))
+    return out
+
+
+def test_sgd_with_momentum_equals_plain_torch_loop():
+    module, params, x, y = _problem()
+    budget = Budget(epochs=3, batch_size=16, lr=5e-2, weight_decay=1e-3, optimizer="sgd",
+                    momentum=0.8)
+    seeds = [7, 8, 9]
+    res = train_models(module, params, x, y, [Group(ce, 0, 3)], budget, seeds, shared_x=True)
+    assert res.failures == [None]
+    plain = _plain_loop(params, x, y, seeds, budget, lambda ps: torch.optim.SGD(
+        ps, lr=5e-2, momentum=0.8, weight_decay=1e-3))
+    for m, net_params in enumerate(plain):
+        for name, p in net_params.items():
+            torch.testing.assert_close(res.params[name][m], p.detach(), rtol=1e-4, atol=1e-5)
+    adam = train_models(module, params, x, y, [Group(ce, 0, 3)],
+                        dataclasses.replace(budget, optimizer=OptimizerName.ADAM), seeds, True)
+    assert not torch.allclose(adam.params["0.weight"], res.params["0.weight"])
+
+
+def test_sgd_sees_the_loss_scale_and_adam_does_not():
+    module, params, x, y = _problem()
+    seeds = [7, 8, 9]
+
+    def scaled(out, tgt):
+        return 1000.0 * ce(out, tgt)
+
+    def train(budget, loss):
+        return train_models(module, params, x, y, [Group(loss, 0, 3)], budget, seeds, True).params
+
+    adam = Budget(epochs=2, batch_size=16, lr=1e-2)
+    sgd = Budget(epochs=2, batch_size=16, lr=1e-2, optimizer="sgd")
+    for name in params:
+        torch.testing.assert_close(train(adam, scaled)[name], train(adam, ce)[name],
+                                   rtol=1e-3, atol=1e-4)
+    moved = (train(sgd, scaled)["0.weight"] - params["0.weight"]).norm()
+    assert moved > 100 * (train(sgd, ce)["0.weight"] - params["0.weight"]).norm()
+
+
+def test_make_optimizer_builds_what_the_budget_names():
+    leaves = [torch.zeros(2, 3, requires_grad=True)]
+    adam = make_optimizer(leaves, Budget(lr=2e-3, weight_decay=1e-4))
+    assert type(adam) is torch.optim.Adam
+    assert adam.defaults["lr"] == 2e-3 and adam.defaults["weight_decay"] == 1e-4
+    sgd = make_optimizer(leaves, Budget(lr=0.1, optimizer="sgd", momentum=0.5))
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.5
+    assert ignores_loss_scale(Budget()) and not ignores_loss_scale(Budget(optimizer="sgd"))
+    assert not ignores_loss_scale(Budget(weight_decay=1e-4))

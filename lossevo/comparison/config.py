@@ -152,6 +152,7 @@ def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[
     top = item.get("top", 1)
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         _fail(f"{where}.top", top, "an integer >= 1")
+    from lossevo.optimizers import ignores_loss_scale
     from lossevo.report import status
     from lossevo.symbolic import canonical_key
 
@@ -161,13 +162,14 @@ def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[
     kinds = {t.kind for t in tasks}
     kind = kinds.pop() if len(kinds) == 1 else "regression"
     decay = max(t.budget.weight_decay for t in tasks)
+    scale_free = all(ignores_loss_scale(t.budget) for t in tasks)  # Adam, no weight decay
     records, keys = [], set()
     for rec in status(path)["hall_of_fame"]:
-        key = canonical_key(rec["expression"], kind, decay)
+        key = canonical_key(rec["expression"], kind, decay, scale_free=scale_free)
         if key not in keys:
             keys.add(key)
             records.append(rec)
-    if decay == 0:  # and what algebra misses, measured (Adam ignores a positive scale)
+    if scale_free:  # and what algebra misses, measured (Adam ignores a positive scale)
         from lossevo.equivalence import distinct
 
         records = [records[i] for i in distinct([r["expression"] for r in records],
