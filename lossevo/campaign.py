@@ -5,11 +5,14 @@ cache by canonical key, evaluate the misses in chunks on the backend (each chunk
 candidates × instances together), select, update the hall of fame and Pareto front, record
 every candidate in SQLite, then checkpoint. Evaluation depends only on (expression, task,
 instances, seed), never on the backend or the chunk a candidate landed in, so a resumed run
-or another backend retraces the same path.
+or another backend retraces the same path. With ``[fidelity]`` the new candidates of a
+generation go through successive halving over the epochs (lossevo.fidelity): each record keeps
+the fidelity it reached, and selection, hall of fame and Pareto front rank by it first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -37,12 +40,13 @@ from lossevo.evolution import (
     pareto_front,
     select,
 )
+from lossevo.fidelity import hall_of_fame_by_tier, select_by_tier, successive_halving
 from lossevo.fitness import MAX_MODELS, evaluate_many
 from lossevo.parse import parse
 from lossevo.sizing import check_campaign
 from lossevo.store import RunStore, reason_class
 from lossevo.symbolic import canonical_key
-from lossevo.tasks import PRESETS
+from lossevo.tasks import PRESETS, Task
 
 __all__ = ["Campaign", "CampaignFailed", "evaluate_chunk", "load_run_config", "resume", "run"]
 
@@ -62,7 +66,8 @@ def evaluate_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
         torch.set_num_threads(threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     return [{"fitness": list(e.fitness), "metrics": e.metrics, "rejected": e.rejected,
-             "seconds": e.seconds, "trainings": e.trainings, "worker": worker} for e in evals]
+             "seconds": e.seconds, "trainings": e.trainings, "worker": worker,
+             "raced_out": e.raced_out, "model_epochs": e.model_epochs} for e in evals]
 
 
 class Campaign:
@@ -75,7 +80,7 @@ class Campaign:
         self.state: dict[str, Any] = {}
 
     # --- evaluation -------------------------------------------------------------------------
-    def _evaluate(self, children: list[Record], backend) -> dict[str, int]:
+    def _evaluate(self, children: list[Record], backend) -> dict[str, Any]:
         """Fill in fitness/metrics for each child from the cache or by evaluation."""
         cache = self.state["cache"]
         misses: dict[str, str] = {}
@@ -85,24 +90,7 @@ class Campaign:
             child["size"] = len(parse(child["expression"]))
             if child["canonical_key"] not in cache:
                 misses.setdefault(child["canonical_key"], child["expression"])
-        keys = list(misses)
-        step = self.cfg.backend.chunk
-        payloads = [{
-            "expressions": [misses[k] for k in keys[i:i + step]], "task": self.cfg.task,
-            "instances": self.cfg.instances, "seed": self.cfg.seed, "racing": self.cfg.racing,
-            "device": self.device, "threads": 1,
-        } for i in range(0, len(keys), step)]
-        results = backend.map(evaluate_chunk, payloads, return_exceptions=True) if payloads else []
-        for payload, result, start in zip(payloads, results, range(0, len(keys), step),
-                                          strict=True):
-            for j, _ in enumerate(payload["expressions"]):
-                key = keys[start + j]
-                if isinstance(result, BaseException):  # a worker died: only its chunk is lost
-                    cache[key] = {"fitness": [float("-inf")] * len(self.cfg.task.fitness_spec),
-                                  "metrics": {}, "rejected": f"worker error: {result}",
-                                  "seconds": 0.0, "trainings": 0, "worker": "?"}
-                else:
-                    cache[key] = result[j]
+        rungs = self._evaluate_misses(list(misses), misses, backend)
         hits = 0
         for child in children:
             hit = child["canonical_key"] not in misses
@@ -111,9 +99,68 @@ class Campaign:
             res = cache[child["canonical_key"]]
             child.update(fitness=list(res["fitness"]), metrics=res["metrics"],
                          rejected=res["rejected"], seconds=0.0 if hit else res["seconds"],
-                         worker=res["worker"], cached=hit)
-        return {"evaluated": len(children) - hits, "hits": hits,
-                "rejected": sum(1 for c in children if c["rejected"])}
+                         worker=res["worker"], cached=hit,
+                         fidelity=res.get("fidelity", 1.0),
+                         raced_out=bool(res.get("raced_out", False)))
+        counts: dict[str, Any] = {"evaluated": len(children) - hits, "hits": hits,
+                                  "rejected": sum(1 for c in children if c["rejected"])}
+        if rungs is not None:
+            counts["rungs"] = rungs
+        return counts
+
+    def _evaluate_misses(self, keys: list[str], misses: dict[str, str], backend
+                         ) -> list[list[int]] | None:
+        """Evaluate `keys` into the cache: at once, or by successive halving over the whole
+        generation (lossevo.fidelity), so that who goes on never depends on the chunks.
+        Returns the (trained, went on) count of each rung, or None without fidelity."""
+        cfg, cache = self.cfg, self.state["cache"]
+        fid = cfg.fidelity
+        if fid is None:
+            cache.update(self._map(keys, misses, cfg.task, backend))
+            return None
+        epochs = fid.epochs(cfg.task.budget.epochs)
+
+        def run_rung(r: int, alive: list[str]) -> list[str]:
+            task = cfg.task if r == len(epochs) - 1 else cfg.task.with_overrides(
+                budget={"epochs": epochs[r]})
+            got = self._map(alive, misses, task, backend)
+            for key, res in got.items():  # a rung retrains from scratch: costs add up
+                before = cache.get(key, {})
+                cache[key] = {**res, "fidelity": fid.rungs[r], **{
+                    n: before.get(n, 0) + res.get(n, 0)
+                    for n in ("seconds", "trainings", "model_epochs")},
+                    "rung_fitness": [*before.get("rung_fitness", []), list(res["fitness"])]}
+            return [k for k in alive if not got[k]["rejected"]]
+
+        def score(key: str) -> tuple[float, ...]:  # raced out inside the rung: after the rest
+            return (float(not cache[key].get("raced_out")), *cache[key]["fitness"])
+
+        outcome = successive_halving(keys, fid, run_rung, score)
+        return [list(r) for r in outcome.rungs]
+
+    def _map(self, keys: list[str], misses: dict[str, str], task: Task, backend
+             ) -> dict[str, Record]:
+        """Evaluate `keys` on `task` in chunks on the backend; a dead chunk's candidates are
+        rejected with the worker's error, the others are unaffected."""
+        step = self.cfg.backend.chunk
+        payloads = [{
+            "expressions": [misses[k] for k in keys[i:i + step]], "task": task,
+            "instances": self.cfg.instances, "seed": self.cfg.seed, "racing": self.cfg.racing,
+            "device": self.device, "threads": 1,
+        } for i in range(0, len(keys), step)]
+        results = backend.map(evaluate_chunk, payloads, return_exceptions=True) if payloads else []
+        out: dict[str, Record] = {}
+        for payload, result, start in zip(payloads, results, range(0, len(keys), step),
+                                          strict=True):
+            for j, _ in enumerate(payload["expressions"]):
+                key = keys[start + j]
+                if isinstance(result, BaseException):  # a worker died: only its chunk is lost
+                    out[key] = {"fitness": [float("-inf")] * len(self.cfg.task.fitness_spec),
+                                "metrics": {}, "rejected": f"worker error: {result}",
+                                "seconds": 0.0, "trainings": 0, "worker": "?"}
+                else:
+                    out[key] = result[j]
+        return out
 
     def _number(self, children: list[Record], generation: int) -> None:
         for child in children:
@@ -121,12 +168,18 @@ class Campaign:
             child["generation"] = generation
             self.state["next_id"] += 1
 
-    def _commit(self, generation: int, children: list[Record], counts: dict[str, int],
+    def _commit(self, generation: int, children: list[Record], counts: dict[str, Any],
                 seconds: float) -> None:
         st = self.state
-        st["hall_of_fame"] = hall_of_fame(st["hall_of_fame"], children,
-                                          self.cfg.evolution.hall_of_fame)
-        st["pareto"] = pareto_front(st["pareto"], children)
+        size = self.cfg.evolution.hall_of_fame
+        if self.cfg.fidelity is None:
+            st["hall_of_fame"] = hall_of_fame(st["hall_of_fame"], children, size)
+            st["pareto"] = pareto_front(st["pareto"], children)
+        else:  # low-rung scores are not comparable with full ones (lossevo.fidelity)
+            st["hall_of_fame"] = hall_of_fame_by_tier(st["hall_of_fame"], children, size,
+                                                      hall_of_fame)
+            st["pareto"] = pareto_front(st["pareto"], [
+                c for c in children if c["fidelity"] == 1.0 and not c["raced_out"]])
         valid = [c["fitness"][0] for c in st["population"] if not c["rejected"]]
         best = st["hall_of_fame"][0]["fitness"] if st["hall_of_fame"] else None
         st["history"].append({
@@ -143,20 +196,39 @@ class Campaign:
             "operator": c["operator"], "fitness": c["fitness"], "metrics": c["metrics"],
             "status": "rejected" if c["rejected"] else ("cached" if c["cached"] else "ok"),
             "reason": c["rejected"], "seconds": c["seconds"], "worker": c["worker"],
+            "fidelity": c["fidelity"],
         } for c in children])
         version, internal, gauss = self.rng.getstate()
         st["rng"] = {"version": version, "internal": list(internal), "gauss_next": gauss}
         self.store.save_checkpoint(st)
 
-    def _progress(self, generation: int, counts: dict[str, int], seconds: float) -> None:
+    def _progress(self, generation: int, counts: dict[str, Any], seconds: float) -> None:
         h = self.state["hall_of_fame"]
         best = "none yet" if not h else f"{tuple(round(v, 4) for v in h[0]['fitness'])}"
         done = [r["seconds"] for r in self.state["history"]]
         left = (self.cfg.evolution.generations - generation) * statistics.mean(done)
+        rungs = ""
+        if counts.get("rungs"):  # e.g. "(rungs of 4/13/40 epochs trained 16→6→2)"
+            epochs = self.cfg.fidelity.epochs(self.cfg.task.budget.epochs)
+            trained = [n for n, _ in counts["rungs"]]
+            rungs = (f" (rungs of {'/'.join(map(str, epochs[:len(trained)]))} epochs trained "
+                     f"{'→'.join(map(str, trained))})")
         self.log(f"gen {generation:3d}/{self.cfg.evolution.generations}: "
-                 f"{counts['evaluated']} evaluated, {counts['hits']} cache hits, "
+                 f"{counts['evaluated']} evaluated{rungs}, {counts['hits']} cache hits, "
                  f"{counts['rejected']} rejected, best {best}, {seconds:.1f} s, "
                  f"~{left / 60:.1f} min left")
+
+    def _select(self, pool: list[Record]) -> list[Record]:
+        """NSGA-II selection; with fidelity, tier by tier (lossevo.fidelity.select_by_tier)."""
+        cfg = self.cfg
+        if cfg.fidelity is None:
+            return select(cfg, pool)
+
+        def within(records: list[Record], n: int) -> list[Record]:
+            evo = dataclasses.replace(cfg.evolution, population=max(2, n))
+            return select(dataclasses.replace(cfg, evolution=evo), records)
+
+        return select_by_tier(pool, cfg.evolution.population, within)
 
     # --- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -194,7 +266,8 @@ class Campaign:
                           scheduler=cfg.backend.scheduler or None, chunk_size=1) as backend:
             self.log(f"task {cfg.task.name}: population {cfg.evolution.population}, "
                      f"offspring {cfg.evolution.offspring}, {cfg.evolution.generations} "
-                     f"generations, {cfg.instances} instances, backend {backend!r}")
+                     f"generations, {cfg.instances} instances, backend {backend!r}"
+                     + self._fidelity_line())
             while self.state["generation"] < cfg.evolution.generations:
                 generation = self.state["generation"] + 1
                 t0 = time.perf_counter()
@@ -209,10 +282,18 @@ class Campaign:
                 counts = self._evaluate(children, backend)
                 self._number(children, generation)
                 pool = children if generation == 0 else self.state["population"] + children
-                self.state["population"] = select(cfg, pool)
+                self.state["population"] = self._select(pool)
                 seconds = time.perf_counter() - t0
                 self._commit(generation, children, counts, seconds)
                 self._progress(generation, counts, seconds)
+
+    def _fidelity_line(self) -> str:
+        fid = self.cfg.fidelity
+        if fid is None:
+            return ""
+        epochs = fid.epochs(self.cfg.task.budget.epochs)
+        return (f", multi-fidelity rungs of {'/'.join(map(str, epochs))} epochs keeping "
+                f"{fid.keep:.2f} of each")
 
 
 def _printer(quiet: bool) -> Callable[[str], None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lossevo.fidelity import Fidelity
 from lossevo.grammar import ConstantSpec
 from lossevo.primitives import PRESETS
 from lossevo.racing import Racing
@@ -108,11 +109,17 @@ class CampaignConfig:
     racing: Racing | None = None
     backend: Backend = field(default_factory=Backend)
     seed: int = 0
+    fidelity: Fidelity | None = None  # multi-fidelity evaluation (lossevo.fidelity); off
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         _check(1 <= self.instances <= MAX_INSTANCES, "instances", self.instances,
                f"an integer in [1, {MAX_INSTANCES}]")
+        if self.fidelity is not None:
+            try:
+                self.fidelity.epochs(self.task.budget.epochs)
+            except ValueError as exc:
+                raise ValueError(f"config table 'fidelity': {exc}") from None
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         for i, expr in enumerate(self.evolution.seed_expressions):
             _check_seed_expression(f"evolution.seed_expressions[{i}]", expr, self)
@@ -157,6 +164,11 @@ def _typed(key: str, value: Any, annotation: str) -> Any:
         _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
                key, value, "a list of strings")
         return tuple(value)
+    elif annotation.startswith("tuple[float"):
+        _check(isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value), key, value, "a list of finite numbers")
+        return tuple(float(v) for v in value)
     elif annotation.startswith("dict[str, float]"):
         _check(isinstance(value, dict), key, value, "a table of numbers")
         return {k: _typed(f"{key}.{k}", v, "float") for k, v in value.items()}
@@ -197,7 +209,19 @@ def _task(data: Any) -> Task:
     return load_task(preset).with_overrides(**data) if data else load_task(preset)
 
 
-_TOP = {"task", "evolution", "limits", "constants", "instances", "racing", "backend", "seed"}
+_TOP = {"task", "evolution", "limits", "constants", "instances", "racing", "backend", "seed",
+        "fidelity"}
+
+
+def _optional(name: str, cls: type, data: Any) -> Any:
+    """An opt-in table (racing, fidelity): absent or ``enabled = false`` is None."""
+    if isinstance(data, dict):
+        data = dict(data)
+        enabled = data.pop("enabled", True)
+        _typed(f"{name}.enabled", enabled, "bool")
+        if not enabled:
+            return None
+    return None if data is None else _section(name, cls, data)
 
 
 def config_from_mapping(data: dict[str, Any]) -> CampaignConfig:
@@ -208,20 +232,16 @@ def config_from_mapping(data: dict[str, Any]) -> CampaignConfig:
                          f"{', '.join(sorted(_TOP))}")
     if "task" not in data:
         raise ValueError("config key 'task' is missing: a preset name or a [task] table")
-    racing = data.get("racing")
-    if isinstance(racing, dict):
-        racing = dict(racing)
-        if not racing.pop("enabled", True):
-            racing = None
     return CampaignConfig(
         task=_task(data["task"]),
         evolution=_section("evolution", Evolution, data.get("evolution")),
         limits=_section("limits", Limits, data.get("limits")),
         constants=_section("constants", ConstantSpec, data.get("constants")),
         instances=_typed("instances", data.get("instances", 4), "int"),
-        racing=None if racing is None else _section("racing", Racing, racing),
+        racing=_optional("racing", Racing, data.get("racing")),
         backend=_section("backend", Backend, data.get("backend")),
         seed=_typed("seed", data.get("seed", 0), "int"),
+        fidelity=_optional("fidelity", Fidelity, data.get("fidelity")),
         raw=data,
     )
 

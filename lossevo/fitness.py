@@ -19,6 +19,7 @@ reason; they never disturb the other candidates of their batch.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ import torch
 from lossevo.data import Dataset, load_dataset
 from lossevo.early_stopping import EarlyStopper
 from lossevo.environments import adversarial_inputs, shifted_set
+from lossevo.fidelity import Fidelity, successive_halving
 from lossevo.models import Params, build_module, init_params, stacked_forward
 from lossevo.noise import corrupt_inputs, corrupt_labels, corrupt_targets
 from lossevo.racing import Racing, race
@@ -64,7 +66,9 @@ PerInstance = dict[str, dict[str, np.ndarray]]
 class Evaluation:
     """Result for one candidate. `metrics` names: see lossevo.statistics. `seconds` is the
     candidate's share of the wall time of the batches it was trained in; `trainings` counts
-    the model trainings spent on it (instances, fewer when raced out or rejected early)."""
+    the model trainings spent on it (instances, fewer when raced out or rejected early) and
+    `model_epochs` their epochs; `fidelity` is the share of the epochs its scores come from
+    (below 1.0: stopped at a low rung of multi-fidelity evaluation, see lossevo.fidelity)."""
 
     loss: str
     metrics: dict[str, float]
@@ -77,6 +81,8 @@ class Evaluation:
     instances: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     split: str = "validation"
+    fidelity: float = 1.0
+    model_epochs: int = 0
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -314,23 +320,25 @@ def _per_instance_arrays(c: _Candidate) -> PerInstance:
 def _finish(task: Task, c: _Candidate, trainings: int, raced_out: bool,
             split: str) -> Evaluation:
     spec = task.fitness_spec
+    spent = trainings * task.budget.epochs
     if c.rejected is not None or not c.per_instance:
         return Evaluation(c.text, {}, worst_fitness(spec), {}, c.seconds, trainings,
                           c.rejected or "not trained", raced_out, len(c.per_instance),
-                          split=split)
+                          split=split, model_epochs=spent)
     per = with_worst_env(_per_instance_arrays(c))
     metrics = summarize(per)
     listed = {m: {e: v.tolist() for e, v in envs.items()} for m, envs in per.items()}
     extra = {"stopped_epoch": [c.stopped[k] for k in sorted(c.stopped)]} if c.stopped else {}
     return Evaluation(c.text, metrics, fitness_vector(metrics, spec), listed, c.seconds,
-                      trainings, None, raced_out, len(c.per_instance), extra, split)
+                      trainings, None, raced_out, len(c.per_instance), extra, split,
+                      model_epochs=spent)
 
 
 def evaluate_many(
     losses: Sequence[Any], task: Task, *, instances: int = 8, seed: int = 0,
     racing: Racing | None = None, device: str | torch.device | None = None,
     scheme: TrainingScheme | None = None, split: str = "validation",
-    early_stopping: bool = False,
+    early_stopping: bool = False, fidelity: Fidelity | None = None,
 ) -> list[Evaluation]:
     """Evaluate a population; all its candidates × instances train in shared batches.
 
@@ -342,6 +350,10 @@ def evaluate_many(
     `split`: where scores come from — "validation" for every choice, "test" for reports.
     `early_stopping`: each model keeps its best epoch by clean accuracy on the (noisy)
     validation split (lossevo.early_stopping); `extra["stopped_epoch"]` lists them.
+    `fidelity`: successive halving over the epochs (lossevo.fidelity), racing inside each
+    rung; a candidate's Evaluation is from the last rung it reached (`fidelity` < 1.0 when
+    it stopped early), with `seconds`, `trainings` and `model_epochs` summed over its rungs
+    and `extra["rung_fitness"]` its fitness at each of them.
     """
     if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
         raise ValueError(f"instances = {instances!r}; allowed: an integer >= 1")
@@ -349,21 +361,33 @@ def evaluate_many(
         raise ValueError(f"seed = {seed!r}; allowed: an integer >= 0")
     if split not in SPLITS:
         raise ValueError(f"split = {split!r}; allowed: {', '.join(SPLITS)}")
+    epochs = None if fidelity is None else fidelity.epochs(task.budget.epochs)
     dev = resolve_device(device)
     cands = [_prepare(loss, task.kind) for loss in losses]
     why_not = None if scheme is None else scheme.applies_to(task)
     for c in cands:
         if why_not is not None and c.rejected is None:
             c.rejected = why_not
+    opts = {"instances": instances, "seed": seed, "racing": racing, "device": dev,
+            "scheme": scheme, "split": split, "early_stopping": early_stopping}
+    if fidelity is None or epochs is None:
+        return _evaluate_prepared(cands, task, **opts)
+    return _by_rungs(cands, task, fidelity, epochs, opts)
+
+
+def _evaluate_prepared(
+    cands: list[_Candidate], task: Task, *, instances: int, seed: int, racing: Racing | None,
+    device: torch.device, scheme: TrainingScheme | None, split: str, early_stopping: bool,
+) -> list[Evaluation]:
     valid = [i for i, c in enumerate(cands) if c.rejected is None]
     if racing is None:
-        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, dev, scheme,
-                   split, early_stopping)
+        _run_round(task, [cands[i] for i in valid], list(range(instances)), seed, device,
+                   scheme, split, early_stopping)
         return [_finish(task, c, instances if i in valid else 0, False, split)
                 for i, c in enumerate(cands)]
 
     def run_round(idx: list[int], instance_ids: list[int]) -> list[int]:
-        _run_round(task, [cands[i] for i in idx], instance_ids, seed, dev, scheme, split,
+        _run_round(task, [cands[i] for i in idx], instance_ids, seed, device, scheme, split,
                    early_stopping)
         return [i for i in idx if cands[i].rejected is None]
 
@@ -373,6 +397,35 @@ def evaluate_many(
     outcome = race(valid, instances, racing, run_round, score)
     return [_finish(task, c, outcome.trainings.get(i, 0), i in outcome.raced_out, split)
             for i, c in enumerate(cands)]
+
+
+def _by_rungs(cands: list[_Candidate], task: Task, fidelity: Fidelity, epochs: list[int],
+              opts: dict[str, Any]) -> list[Evaluation]:
+    """Successive halving: each rung trains its candidates afresh on `task` with that rung's
+    epochs (see lossevo.fidelity for why afresh); probes ran once, before the first rung."""
+    last: dict[int, Evaluation] = {}
+    spent: dict[int, list[Evaluation]] = {}
+
+    def run_rung(r: int, idx: list[int]) -> list[int]:
+        rung_task = task if r == len(epochs) - 1 else task.with_overrides(
+            budget={"epochs": epochs[r]})
+        fresh = [_Candidate(cands[i].text, cands[i].fn, cands[i].rejected) for i in idx]
+        evals = _evaluate_prepared(fresh, rung_task, **opts)
+        for i, ev in zip(idx, evals, strict=True):
+            last[i] = dataclasses.replace(ev, fidelity=fidelity.rungs[r])
+            spent.setdefault(i, []).append(ev)
+        return [i for i, ev in zip(idx, evals, strict=True) if ev.rejected is None]
+
+    def score(i: int) -> tuple[float, ...]:  # raced out inside the rung: after the rest
+        return (float(not last[i].raced_out), *last[i].fitness)
+
+    successive_halving(range(len(cands)), fidelity, run_rung, score)
+    return [dataclasses.replace(
+        last[i], seconds=sum(e.seconds for e in spent[i]),
+        trainings=sum(e.trainings for e in spent[i]),
+        model_epochs=sum(e.model_epochs for e in spent[i]),
+        extra={**last[i].extra, "rung_fitness": [list(e.fitness) for e in spent[i]]})
+        for i in range(len(cands))]
 
 
 def evaluate(

@@ -8,6 +8,10 @@ Layout::
     DIR/checkpoint.prev.json  the one before it       DIR/.lock           held while running
     DIR/report.md, DIR/plots/  (report)
 
+A candidate's row carries the ``fidelity`` its scores come from (the share of the epochs; below
+1.0 when multi-fidelity evaluation stopped it at a low rung, see lossevo.fidelity); databases
+written before that column existed read as 1.0.
+
 Everything in a run directory is plain data (TOML, JSON, SQLite): run directories are shared
 and downloaded, so opening one must never run code from it (no pickle). A checkpoint is one
 JSON header line (format, version, sha256 of the rest) followed by the state as JSON.
@@ -55,13 +59,17 @@ CREATE TABLE IF NOT EXISTS candidates (
     status TEXT NOT NULL,
     reason TEXT,
     seconds REAL NOT NULL,
-    worker TEXT NOT NULL
+    worker TEXT NOT NULL,
+    fidelity REAL NOT NULL DEFAULT 1.0
 );
 CREATE INDEX IF NOT EXISTS candidates_generation ON candidates (generation);
 CREATE INDEX IF NOT EXISTS candidates_key ON candidates (canonical_key);
 """
 _COLUMNS = ("id", "generation", "expression", "canonical_key", "size", "parents", "operator",
-            "fitness", "metrics", "status", "reason", "seconds", "worker")
+            "fitness", "metrics", "status", "reason", "seconds", "worker", "fidelity")
+# Columns added after the first release, with their value in rows written before them: an
+# old database gains them when a resumed run writes to it, and reads without them as these.
+_ADDED = {"fidelity": ("REAL NOT NULL DEFAULT 1.0", 1.0)}
 
 
 class RunDirError(RuntimeError):
@@ -168,16 +176,25 @@ class RunStore:
             raise RunDirError(f"the candidate database {self.db_path} cannot be used: {exc}; "
                               f"the checkpoints are unaffected") from None
 
+    @staticmethod
+    def _missing(db: sqlite3.Connection) -> list[str]:
+        """Columns of `_ADDED` that this database (an older run's) does not have yet."""
+        have = {row[1] for row in db.execute("PRAGMA table_info(candidates)")}
+        return [c for c in _ADDED if c not in have]
+
     def record(self, rows: list[dict[str, Any]]) -> None:
-        """Insert a generation's candidates in one transaction."""
+        """Insert a generation's candidates in one transaction (a row without a later
+        column, e.g. ``fidelity``, gets its default)."""
         encoded = [
-            tuple(json.dumps(r[c]) if c in ("parents", "fitness", "metrics") else r[c]
-                  for c in _COLUMNS)
+            tuple(json.dumps(r[c]) if c in ("parents", "fitness", "metrics")
+                  else r.get(c, _ADDED[c][1]) if c in _ADDED else r[c] for c in _COLUMNS)
             for r in rows
         ]
         with self._db() as db:
-            db.executemany(f"INSERT INTO candidates VALUES ({', '.join('?' * len(_COLUMNS))})",
-                           encoded)
+            for column in self._missing(db):
+                db.execute(f"ALTER TABLE candidates ADD COLUMN {column} {_ADDED[column][0]}")
+            db.executemany(f"INSERT INTO candidates ({', '.join(_COLUMNS)}) "
+                           f"VALUES ({', '.join('?' * len(_COLUMNS))})", encoded)
 
     def truncate_after(self, generation: int) -> None:
         """Drop rows of generations after ``generation`` (written before a crash)."""
@@ -189,10 +206,13 @@ class RunStore:
             raise RunDirError(f"{str(self.root)!r} has no candidate database "
                               f"({self.db_path.name})")
         with self._db() as db:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM candidates ORDER BY id")
+            missing = self._missing(db)  # read as their defaults; reading never migrates
+            columns = [c for c in _COLUMNS if c not in missing]
+            rows = db.execute(f"SELECT {', '.join(columns)} FROM candidates ORDER BY id")
             out = []
             for row in rows:
-                item = dict(zip(_COLUMNS, row, strict=True))
+                item = dict(zip(columns, row, strict=True))
+                item.update({c: _ADDED[c][1] for c in missing})
                 for c in ("parents", "fitness", "metrics"):
                     item[c] = json.loads(item[c])
                 out.append(item)
