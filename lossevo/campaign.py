@@ -42,6 +42,7 @@ from lossevo.evolution import (
 )
 from lossevo.fidelity import hall_of_fame_by_tier, select_by_tier, successive_halving
 from lossevo.fitness import MAX_MODELS, evaluate_many
+from lossevo.optimizers import ignores_loss_scale
 from lossevo.parse import parse
 from lossevo.sizing import check_campaign
 from lossevo.store import RunStore, reason_class
@@ -85,8 +86,10 @@ class Campaign:
         cache = self.state["cache"]
         misses: dict[str, str] = {}
         for child in children:
+            budget = self.cfg.task.budget
             child["canonical_key"] = canonical_key(  # losses that train alike share a key
-                child["expression"], self.cfg.task.kind, self.cfg.task.budget.weight_decay)
+                child["expression"], self.cfg.task.kind, budget.weight_decay,
+                scale_free=ignores_loss_scale(budget))
             child["size"] = len(parse(child["expression"]))
             if child["canonical_key"] not in cache:
                 misses.setdefault(child["canonical_key"], child["expression"])
@@ -278,7 +281,8 @@ class Campaign:
                     children = offspring(cfg, self.state["population"], self.rng,
                                          seen=novelty_checker(
                                              self.state["cache"], cfg.task.kind,
-                                             cfg.task.budget.weight_decay))
+                                             cfg.task.budget.weight_decay,
+                                             scale_free=ignores_loss_scale(cfg.task.budget)))
                 counts = self._evaluate(children, backend)
                 self._number(children, generation)
                 pool = children if generation == 0 else self.state["population"] + children
