@@ -10,10 +10,12 @@ environments; campaigns evolve losses and keep every candidate in a run director
 """
 
 from lossevo.compile import compile_expression
+from lossevo.fidelity import Fidelity
 from lossevo.fitness import Evaluation, evaluate, evaluate_many
 from lossevo.loss import SymbolicLoss
 from lossevo.probes import check_expression
 from lossevo.racing import Racing
+from lossevo.scale import Scale, measure_scale
 from lossevo.symbolic import canonical_key, to_latex, to_sympy
 from lossevo.tasks import Budget, Environment, Noise, Shift, Task, list_tasks, load_task
 
@@ -22,8 +24,10 @@ __all__ = [
     "Budget",
     "Environment",
     "Evaluation",
+    "Fidelity",
     "Noise",
     "Racing",
+    "Scale",
     "Shift",
     "SymbolicLoss",
     "Task",
@@ -37,6 +41,7 @@ __all__ = [
     "export_loss",
     "list_tasks",
     "load_task",
+    "measure_scale",
     "resume",
     "run",
     "to_latex",
