@@ -191,6 +191,11 @@ class psqrt(_Protected):
             return sympy.Float(math.sqrt(abs(float(a))))
         if a.could_extract_minus_sign():  # even in a: one canonical sign, so equal keys
             return cls(-a)
+        # sqrt(|c·x|) = sqrt(|c|)·sqrt(|x|) exactly (no ε here): the factor comes out, so
+        # sqrt(1.117·r) and sqrt(r) share a key modulo scale instead of filling a hall of fame
+        coeff, rest = sympy.factor_terms(a).as_coeff_Mul()
+        if coeff.is_Number and coeff != 0 and abs(coeff) != 1 and not _is_num(rest):
+            return sympy.Float(math.sqrt(abs(float(coeff)))) * cls(rest)
         return None
 
     def _latex_body(self, printer):

@@ -155,3 +155,18 @@ def test_scale_free_follows_the_optimizer_not_only_the_weight_decay():
     assert canonical_key(g, "classification") == canonical_key(scaled, "classification")
     assert canonical_key(g, "classification", 1e-4) != canonical_key(scaled, "classification",
                                                                       1e-4)
+
+
+def test_a_constant_factor_leaves_the_protected_sqrt():
+    """sqrt(|c·x|) = sqrt(|c|)·sqrt(|x|) exactly, so the poly3 campaign's hall of fame of √|r|
+    at eight scales is one function modulo scale (and the factored form computes the same)."""
+    r = "sub(y_pred, y_true)"
+    scaled = [f"sqrt(mul({r}, {c}))" for c in ("1.117", "log(0.733)", "-4.0")]
+    key = canonical_key(f"sqrt({r})", "regression")
+    assert all(canonical_key(e, "regression") == key for e in scaled)
+    pred = torch.linspace(-3, 3, 41, dtype=torch.float64)
+    true = torch.zeros(41, dtype=torch.float64)
+    for e, c in zip(scaled, (1.117, np.log(0.733), -4.0), strict=True):
+        torch.testing.assert_close(compile_expression(e)(pred, true),
+                                   np.sqrt(abs(c)) * (pred - true).abs().sqrt(),
+                                   rtol=1e-6, atol=1e-9)
