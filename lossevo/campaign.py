@@ -8,6 +8,12 @@ instances, seed), never on the backend or the chunk a candidate landed in, so a 
 or another backend retraces the same path. With ``[fidelity]`` the new candidates of a
 generation go through successive halving over the epochs (lossevo.fidelity): each record keeps
 the fidelity it reached, and selection, hall of fame and Pareto front rank by it first.
+With ``tasks`` (several tasks) every candidate trains on each of them, and its fitness is the
+aggregate of its normalized per-task scores (lossevo.multitask), whose chance values and
+baseline scores are computed once, before generation 0, and kept in the checkpoint.
+With ``[constant_tuning]`` the best few functions of a generation get their constants tuned on
+validation before selection (lossevo.constant_tuning); tuned children that beat their parent
+join the pool, and the proposals' trainings are counted in the generation's ``tuning`` counts.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from typing import Any
 
 import torch
 
+from lossevo import multitask
 from lossevo.backends import make_backend
 from lossevo.config import CampaignConfig, apply_overrides, config_from_mapping, load_config
+from lossevo.constant_tuning import describe, tune_step
 from lossevo.errors import CampaignFailed
 from lossevo.evolution import (
     hall_of_fame,
@@ -42,7 +50,6 @@ from lossevo.evolution import (
 )
 from lossevo.fidelity import hall_of_fame_by_tier, select_by_tier, successive_halving
 from lossevo.fitness import MAX_MODELS, evaluate_many
-from lossevo.optimizers import ignores_loss_scale
 from lossevo.parse import parse
 from lossevo.sizing import check_campaign
 from lossevo.store import RunStore, reason_class
@@ -85,11 +92,12 @@ class Campaign:
         """Fill in fitness/metrics for each child from the cache or by evaluation."""
         cache = self.state["cache"]
         misses: dict[str, str] = {}
+        scale_free = multitask.scale_free(self.cfg.tasks)  # scale-free on every task
         for child in children:
             budget = self.cfg.task.budget
             child["canonical_key"] = canonical_key(  # losses that train alike share a key
                 child["expression"], self.cfg.task.kind, budget.weight_decay,
-                scale_free=ignores_loss_scale(budget))
+                scale_free=scale_free)
             child["size"] = len(parse(child["expression"]))
             if child["canonical_key"] not in cache:
                 misses.setdefault(child["canonical_key"], child["expression"])
@@ -105,6 +113,8 @@ class Campaign:
                          worker=res["worker"], cached=hit,
                          fidelity=res.get("fidelity", 1.0),
                          raced_out=bool(res.get("raced_out", False)))
+            if "tasks" in res:  # multi-task: each task's own results (lossevo.multitask)
+                child["tasks"] = res["tasks"]
         counts: dict[str, Any] = {"evaluated": len(children) - hits, "hits": hits,
                                   "rejected": sum(1 for c in children if c["rejected"])}
         if rungs is not None:
@@ -119,14 +129,11 @@ class Campaign:
         cfg, cache = self.cfg, self.state["cache"]
         fid = cfg.fidelity
         if fid is None:
-            cache.update(self._map(keys, misses, cfg.task, backend))
+            cache.update(self._map_all(keys, misses, None, backend))
             return None
-        epochs = fid.epochs(cfg.task.budget.epochs)
 
         def run_rung(r: int, alive: list[str]) -> list[str]:
-            task = cfg.task if r == len(epochs) - 1 else cfg.task.with_overrides(
-                budget={"epochs": epochs[r]})
-            got = self._map(alive, misses, task, backend)
+            got = self._map_all(alive, misses, r, backend)
             for key, res in got.items():  # a rung retrains from scratch: costs add up
                 before = cache.get(key, {})
                 cache[key] = {**res, "fidelity": fid.rungs[r], **{
@@ -141,28 +148,40 @@ class Campaign:
         outcome = successive_halving(keys, fid, run_rung, score)
         return [list(r) for r in outcome.rungs]
 
-    def _map(self, keys: list[str], misses: dict[str, str], task: Task, backend
-             ) -> dict[str, Record]:
-        """Evaluate `keys` on `task` in chunks on the backend; a dead chunk's candidates are
-        rejected with the worker's error, the others are unaffected."""
+    def _map_all(self, keys: list[str], misses: dict[str, str], rung: int | None, backend
+                 ) -> dict[str, Record]:
+        """Evaluate `keys` on every task (at fidelity rung `rung`; None: the full budget);
+        several tasks' results become one record per key (lossevo.multitask.combine)."""
+        tasks = multitask.at_rung(self.cfg.tasks, self.cfg.fidelity, rung)
+        got = self._map_tasks(keys, misses, tasks, backend)
+        if self.cfg.multi_task is None:
+            return got[0]
+        refs = self.state["multi_task"]
+        return {k: multitask.combine(refs, [g[k] for g in got]) for k in keys}
+
+    def _map_tasks(self, keys: list[str], misses: dict[str, str], tasks: list[Task], backend
+                   ) -> list[dict[str, Record]]:
+        """Evaluate `keys` on each task in chunks, all in one map on the backend; a dead
+        chunk's candidates are rejected with the worker's error, the others are unaffected."""
         step = self.cfg.backend.chunk
+        starts = range(0, len(keys), step)
         payloads = [{
             "expressions": [misses[k] for k in keys[i:i + step]], "task": task,
             "instances": self.cfg.instances, "seed": self.cfg.seed, "racing": self.cfg.racing,
             "device": self.device, "threads": 1,
-        } for i in range(0, len(keys), step)]
+        } for task in tasks for i in starts]
         results = backend.map(evaluate_chunk, payloads, return_exceptions=True) if payloads else []
-        out: dict[str, Record] = {}
-        for payload, result, start in zip(payloads, results, range(0, len(keys), step),
-                                          strict=True):
+        out: list[dict[str, Record]] = [{} for _ in tasks]
+        for n, (payload, result) in enumerate(zip(payloads, results, strict=True)):
+            t, start = divmod(n, len(starts))
             for j, _ in enumerate(payload["expressions"]):
-                key = keys[start + j]
+                key = keys[starts[start] + j]
                 if isinstance(result, BaseException):  # a worker died: only its chunk is lost
-                    out[key] = {"fitness": [float("-inf")] * len(self.cfg.task.fitness_spec),
-                                "metrics": {}, "rejected": f"worker error: {result}",
-                                "seconds": 0.0, "trainings": 0, "worker": "?"}
+                    out[t][key] = {"fitness": [float("-inf")] * len(tasks[t].fitness_spec),
+                                   "metrics": {}, "rejected": f"worker error: {result}",
+                                   "seconds": 0.0, "trainings": 0, "worker": "?"}
                 else:
-                    out[key] = result[j]
+                    out[t][key] = result[j]
         return out
 
     def _number(self, children: list[Record], generation: int) -> None:
@@ -190,8 +209,8 @@ class Campaign:
             "best": best[0] if best else None,
             "median": statistics.median(valid) if valid else None,
         })
-        for key in ("evaluated", "hits", "rejected"):
-            st["counters"][key] += counts[key]
+        for key in ("evaluated", "hits", "rejected"):  # tuning proposals count too
+            st["counters"][key] += counts[key] + counts.get("tuning", {}).get(key, 0)
         st["generation"] = generation
         self.store.record([{
             "id": c["id"], "generation": generation, "expression": c["expression"],
@@ -199,7 +218,7 @@ class Campaign:
             "operator": c["operator"], "fitness": c["fitness"], "metrics": c["metrics"],
             "status": "rejected" if c["rejected"] else ("cached" if c["cached"] else "ok"),
             "reason": c["rejected"], "seconds": c["seconds"], "worker": c["worker"],
-            "fidelity": c["fidelity"],
+            "fidelity": c["fidelity"], **({"tasks": c["tasks"]} if "tasks" in c else {}),
         } for c in children])
         version, internal, gauss = self.rng.getstate()
         st["rng"] = {"version": version, "internal": list(internal), "gauss_next": gauss}
@@ -207,7 +226,8 @@ class Campaign:
 
     def _progress(self, generation: int, counts: dict[str, Any], seconds: float) -> None:
         h = self.state["hall_of_fame"]
-        best = "none yet" if not h else f"{tuple(round(v, 4) for v in h[0]['fitness'])}"
+        best = ("none yet" if not h else f"{tuple(round(v, 4) for v in h[0]['fitness'])}"
+                + multitask.task_scores(h[0]))
         done = [r["seconds"] for r in self.state["history"]]
         left = (self.cfg.evolution.generations - generation) * statistics.mean(done)
         rungs = ""
@@ -218,7 +238,8 @@ class Campaign:
                      f"{'→'.join(map(str, trained))})")
         self.log(f"gen {generation:3d}/{self.cfg.evolution.generations}: "
                  f"{counts['evaluated']} evaluated{rungs}, {counts['hits']} cache hits, "
-                 f"{counts['rejected']} rejected, best {best}, {seconds:.1f} s, "
+                 f"{counts['rejected']} rejected{describe(counts.get('tuning'))}, best {best}, "
+                 f"{seconds:.1f} s, "
                  f"~{left / 60:.1f} min left")
 
     def _select(self, pool: list[Record]) -> list[Record]:
@@ -267,10 +288,14 @@ class Campaign:
         cfg = self.cfg
         with make_backend(cfg.backend.name, workers=cfg.backend.workers or None,
                           scheduler=cfg.backend.scheduler or None, chunk_size=1) as backend:
-            self.log(f"task {cfg.task.name}: population {cfg.evolution.population}, "
+            self.log(f"task{'s' * (len(cfg.tasks) > 1)} "
+                     f"{', '.join(t.name for t in cfg.tasks)}: population "
+                     f"{cfg.evolution.population}, "
                      f"offspring {cfg.evolution.offspring}, {cfg.evolution.generations} "
                      f"generations, {cfg.instances} instances, backend {backend!r}"
                      + self._fidelity_line())
+            if cfg.multi_task is not None:
+                self._references(backend)
             while self.state["generation"] < cfg.evolution.generations:
                 generation = self.state["generation"] + 1
                 t0 = time.perf_counter()
@@ -282,14 +307,43 @@ class Campaign:
                                          seen=novelty_checker(
                                              self.state["cache"], cfg.task.kind,
                                              cfg.task.budget.weight_decay,
-                                             scale_free=ignores_loss_scale(cfg.task.budget)))
+                                             scale_free=multitask.scale_free(cfg.tasks)))
                 counts = self._evaluate(children, backend)
                 self._number(children, generation)
                 pool = children if generation == 0 else self.state["population"] + children
+                if cfg.constant_tuning is not None and cfg.constant_tuning.due(generation):
+                    tuned, counts["tuning"] = self._tune(generation, pool, backend)
+                    children, pool = children + tuned, pool + tuned
                 self.state["population"] = self._select(pool)
                 seconds = time.perf_counter() - t0
                 self._commit(generation, children, counts, seconds)
                 self._progress(generation, counts, seconds)
+
+    def _tune(self, generation: int, pool: list[Record], backend
+              ) -> tuple[list[Record], dict[str, Any]]:
+        """The memetic step (lossevo.constant_tuning): the best few functions of `pool` with
+        their constants tuned on validation, evaluated like children; those that beat their
+        parent come back numbered, with the step's counts."""
+        tuned, counts = tune_step(
+            pool, self.cfg.constant_tuning, lambda recs: self._evaluate(recs, backend),
+            seed=self.cfg.seed, generation=generation, decimals=self.cfg.constants.decimals,
+            done=self.state.setdefault("tuned", []), cache=self.state["cache"])
+        self._number(tuned, generation)
+        return tuned, counts
+
+    def _references(self, backend) -> None:
+        """Each task's chance value and best baseline (lossevo.multitask): computed once,
+        before generation 0, then kept in the state so a resumed run reuses them."""
+        cfg, st = self.cfg, self.state
+        if "multi_task" not in st:
+            st["multi_task"] = multitask.compute_references(
+                cfg, lambda p: backend.map(evaluate_chunk, p, return_exceptions=True),
+                self.device)
+        multitask.check_references(cfg, st["multi_task"])
+        self.log(f"multi-task fitness: {cfg.multi_task.aggregate} of (score − chance) / "
+                 f"(best baseline − chance), baselines {', '.join(st['multi_task']['baselines'])}")
+        for line in multitask.reference_lines(st["multi_task"]):
+            self.log(line)
 
     def _fidelity_line(self) -> str:
         fid = self.cfg.fidelity
@@ -322,8 +376,12 @@ def _estimate(cfg: CampaignConfig) -> None:
     """Refuse sizes that cannot fit or finish, before the run directory is made."""
     evo = cfg.evolution
     workers = 1 if cfg.backend.name == "serial" else (cfg.backend.workers or os.cpu_count() or 1)
-    check_campaign(cfg.task, instances=cfg.instances,
-                   candidates=evo.population + evo.generations * evo.offspring,
+    baselines = (0 if cfg.multi_task is None else  # trained once for the normalization
+                 len(cfg.multi_task.baseline_names(cfg.task.kind)))
+    tuning = 0 if cfg.constant_tuning is None else cfg.constant_tuning.proposals(evo.generations)
+    check_campaign(cfg.task if cfg.multi_task is None else cfg.tasks, instances=cfg.instances,
+                   candidates=evo.population + evo.generations * evo.offspring + baselines
+                   + tuning,
                    workers=workers, models_per_batch=MAX_MODELS["cpu"] * cfg.backend.chunk)
 
 
@@ -347,6 +405,8 @@ def run(config_path: str | Path, out: str | Path, *, quiet: bool = False,
         store.create(Path(config_path).read_text())
         if ref is not None:
             shutil.copyfile(ref[0][ref[1]], store.task_path)
+        for container, key, name in multitask.task_files(data):  # files listed in `tasks`
+            shutil.copyfile(container[key], store.root / name)
         store.overrides_path.write_text(json.dumps({**overrides, "device": device}))
         campaign = Campaign(cfg, store, log=_printer(quiet), device=device)
         campaign.start()
@@ -364,6 +424,9 @@ def load_run_config(store: RunStore) -> tuple[CampaignConfig, dict[str, Any]]:
     ref = _task_reference(data)
     if ref is not None and store.task_path.is_file():
         ref[0][ref[1]] = str(store.task_path)
+    for container, key, name in multitask.task_files(data):
+        if (store.root / name).is_file():
+            container[key] = str(store.root / name)
     cfg = config_from_mapping(apply_overrides(data, overrides))
     return cfg, {"device": device}
 

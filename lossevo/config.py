@@ -1,7 +1,8 @@
 """Campaign configuration: frozen dataclasses, loaded from TOML with errors naming the key.
 
 A campaign file looks like ``experiments/quickstart.toml``; every table and key is optional
-except ``task``. Strings become enums and paths here, once, at the edge.
+except ``task`` (or ``tasks`` with ``[multi_task]``, several tasks: lossevo.multitask). Strings
+become enums and paths here, once, at the edge.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lossevo.constant_tuning import ConstantTuning
 from lossevo.fidelity import Fidelity
 from lossevo.grammar import ConstantSpec
+from lossevo.multitask import MultiTask, check_tasks
 from lossevo.primitives import PRESETS
 from lossevo.racing import Racing
 from lossevo.tasks import Task, load_task, task_from_mapping
@@ -110,14 +113,29 @@ class CampaignConfig:
     backend: Backend = field(default_factory=Backend)
     seed: int = 0
     fidelity: Fidelity | None = None  # multi-fidelity evaluation (lossevo.fidelity); off
+    # several tasks (lossevo.multitask): `tasks` lists them all, `task` is the first; a
+    # single-task config has tasks == (task,) and multi_task None
+    tasks: tuple[Task, ...] = ()
+    multi_task: MultiTask | None = None
+    # the memetic step (lossevo.constant_tuning); off
+    constant_tuning: ConstantTuning | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         _check(1 <= self.instances <= MAX_INSTANCES, "instances", self.instances,
                f"an integer in [1, {MAX_INSTANCES}]")
+        if not self.tasks:
+            object.__setattr__(self, "tasks", (self.task,))
+        _check(self.tasks[0] == self.task, "tasks", [t.name for t in self.tasks],
+               f"a list whose first task is 'task' ({self.task.name!r})")
+        if self.multi_task is None and len(self.tasks) > 1:
+            object.__setattr__(self, "multi_task", MultiTask())
+        if self.multi_task is not None:
+            check_tasks(self.tasks, self.multi_task)
         if self.fidelity is not None:
             try:
-                self.fidelity.epochs(self.task.budget.epochs)
+                for task in self.tasks:
+                    self.fidelity.epochs(task.budget.epochs)
             except ValueError as exc:
                 raise ValueError(f"config table 'fidelity': {exc}") from None
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
@@ -209,8 +227,22 @@ def _task(data: Any) -> Task:
     return load_task(preset).with_overrides(**data) if data else load_task(preset)
 
 
+def _tasks(data: Any) -> tuple[Task, ...]:
+    """``tasks``: a list of what ``task`` takes (preset names or tables); errors name the entry."""
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"config key 'tasks' = {data!r} is not allowed; allowed: a non-empty "
+                         f"list of preset names or tables ([[tasks]]), each like [task]")
+    out = []
+    for i, entry in enumerate(data):
+        try:
+            out.append(_task(entry))
+        except ValueError as exc:
+            raise ValueError(f"config key 'tasks[{i}]': {exc}") from None
+    return tuple(out)
+
+
 _TOP = {"task", "evolution", "limits", "constants", "instances", "racing", "backend", "seed",
-        "fidelity"}
+        "fidelity", "tasks", "multi_task", "constant_tuning"}
 
 
 def _optional(name: str, cls: type, data: Any) -> Any:
@@ -230,10 +262,20 @@ def config_from_mapping(data: dict[str, Any]) -> CampaignConfig:
     if unknown:
         raise ValueError(f"unknown config key {sorted(unknown)[0]!r}; allowed: "
                          f"{', '.join(sorted(_TOP))}")
-    if "task" not in data:
-        raise ValueError("config key 'task' is missing: a preset name or a [task] table")
+    if "task" in data and "tasks" in data:
+        raise ValueError("config keys 'task' and 'tasks' are both given; allowed: one of them "
+                         "('task' for one task, 'tasks' for a multi-task campaign)")
+    if "task" not in data and "tasks" not in data:
+        raise ValueError("config key 'task' is missing: a preset name or a [task] table "
+                         "(or [[tasks]] tables for a multi-task campaign)")
+    if "multi_task" in data and "tasks" not in data:
+        raise ValueError("config table 'multi_task' applies only with 'tasks' (a list of "
+                         "tasks); with one [task] there is nothing to aggregate")
+    tasks = _tasks(data["tasks"]) if "tasks" in data else ()
     return CampaignConfig(
-        task=_task(data["task"]),
+        task=tasks[0] if tasks else _task(data["task"]),
+        tasks=tasks,
+        multi_task=_section("multi_task", MultiTask, data.get("multi_task")) if tasks else None,
         evolution=_section("evolution", Evolution, data.get("evolution")),
         limits=_section("limits", Limits, data.get("limits")),
         constants=_section("constants", ConstantSpec, data.get("constants")),
@@ -242,6 +284,8 @@ def config_from_mapping(data: dict[str, Any]) -> CampaignConfig:
         backend=_section("backend", Backend, data.get("backend")),
         seed=_typed("seed", data.get("seed", 0), "int"),
         fidelity=_optional("fidelity", Fidelity, data.get("fidelity")),
+        constant_tuning=_optional("constant_tuning", ConstantTuning,
+                                  data.get("constant_tuning")),
         raw=data,
     )
 

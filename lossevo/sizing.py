@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lossevo.tasks import DatasetName, ModelKind, Task
@@ -75,25 +76,33 @@ def _physical_memory() -> float:
         return math.inf
 
 
-def check_campaign(task: Task, *, instances: int, candidates: int, workers: int,
-                   models_per_batch: int = 16) -> Estimate:
-    """Refuse a campaign that cannot fit in memory or finish; the message names the keys."""
-    est = estimate(task, instances, models_per_batch)
+def check_campaign(task: Task | Sequence[Task], *, instances: int, candidates: int,
+                   workers: int, models_per_batch: int = 16) -> Estimate:
+    """Refuse a campaign that cannot fit in memory or finish; the message names the keys.
+    Several tasks (a multi-task campaign): each must fit, and every candidate trains on all
+    of them, so their compute adds up. Returns the (first) task's estimate."""
+    tasks = [task] if isinstance(task, Task) else list(task)
+    names = ["task"] if isinstance(task, Task) else [f"tasks[{i}]" for i in range(len(tasks))]
+    ests = [estimate(t, instances, models_per_batch) for t in tasks]
     memory = _physical_memory()
-    need = est.bytes_per_batch * max(1, workers)
-    if need > memory:
-        raise ValueError(
-            f"the campaign needs about {need / 2**30:.1f} GiB ({workers} worker(s) × "
-            f"{est.bytes_per_batch / 2**30:.1f} GiB) but this machine has "
-            f"{memory / 2**30:.1f} GiB; reduce 'instances' ({instances}), "
-            f"'task.model.widths' ({list(task.model.widths)}) or 'backend.workers'")
-    total = est.flop_per_candidate * candidates
+    for t, est, name in zip(tasks, ests, names, strict=True):
+        need = est.bytes_per_batch * max(1, workers)
+        if need > memory:
+            raise ValueError(
+                f"the campaign needs about {need / 2**30:.1f} GiB ({workers} worker(s) × "
+                f"{est.bytes_per_batch / 2**30:.1f} GiB) but this machine has "
+                f"{memory / 2**30:.1f} GiB; reduce 'instances' ({instances}), "
+                f"'{name}.model.widths' ({list(t.model.widths)}) or 'backend.workers'")
+    each = sum(est.flop_per_candidate for est in ests)
+    total = each * candidates
     if total > MAX_FLOP:
+        i = max(range(len(tasks)), key=lambda k: ests[k].flop_per_candidate)
+        t, name = tasks[i], names[i]
         raise ValueError(
             f"the campaign would take about {total:.1e} floating-point operations "
-            f"({candidates} candidates × {est.flop_per_candidate:.1e} each), over the limit "
+            f"({candidates} candidates × {each:.1e} each), over the limit "
             f"of {MAX_FLOP:.0e}; reduce 'evolution.population'/'evolution.offspring'/"
             f"'evolution.generations' (candidates), 'instances' ({instances}), "
-            f"'task.budget.epochs' ({task.budget.epochs}) or 'task.model.widths' "
-            f"({list(task.model.widths)})")
-    return est
+            f"'{name}.budget.epochs' ({t.budget.epochs}) or '{name}.model.widths' "
+            f"({list(t.model.widths)})")
+    return ests[0]

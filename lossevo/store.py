@@ -10,7 +10,9 @@ Layout::
 
 A candidate's row carries the ``fidelity`` its scores come from (the share of the epochs; below
 1.0 when multi-fidelity evaluation stopped it at a low rung, see lossevo.fidelity); databases
-written before that column existed read as 1.0.
+written before that column existed read as 1.0. In a multi-task campaign (lossevo.multitask) the
+``tasks`` column holds each task's own fitness, metrics and normalized score as JSON
+(``{task: {...}}``); single-task rows and older databases read as ``{}``.
 
 Everything in a run directory is plain data (TOML, JSON, SQLite): run directories are shared
 and downloaded, so opening one must never run code from it (no pickle). A checkpoint is one
@@ -60,16 +62,19 @@ CREATE TABLE IF NOT EXISTS candidates (
     reason TEXT,
     seconds REAL NOT NULL,
     worker TEXT NOT NULL,
-    fidelity REAL NOT NULL DEFAULT 1.0
+    fidelity REAL NOT NULL DEFAULT 1.0,
+    tasks TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS candidates_generation ON candidates (generation);
 CREATE INDEX IF NOT EXISTS candidates_key ON candidates (canonical_key);
 """
 _COLUMNS = ("id", "generation", "expression", "canonical_key", "size", "parents", "operator",
-            "fitness", "metrics", "status", "reason", "seconds", "worker", "fidelity")
-# Columns added after the first release, with their value in rows written before them: an
-# old database gains them when a resumed run writes to it, and reads without them as these.
-_ADDED = {"fidelity": ("REAL NOT NULL DEFAULT 1.0", 1.0)}
+            "fitness", "metrics", "status", "reason", "seconds", "worker", "fidelity", "tasks")
+_JSON = ("parents", "fitness", "metrics", "tasks")  # columns stored as JSON text
+# Columns added after the first release, with their stored value in rows written before them:
+# an old database gains them when a resumed run writes to it, and reads without them as these.
+_ADDED = {"fidelity": ("REAL NOT NULL DEFAULT 1.0", 1.0),
+          "tasks": ("TEXT NOT NULL DEFAULT '{}'", "{}")}
 
 
 class RunDirError(RuntimeError):
@@ -186,8 +191,8 @@ class RunStore:
         """Insert a generation's candidates in one transaction (a row without a later
         column, e.g. ``fidelity``, gets its default)."""
         encoded = [
-            tuple(json.dumps(r[c]) if c in ("parents", "fitness", "metrics")
-                  else r.get(c, _ADDED[c][1]) if c in _ADDED else r[c] for c in _COLUMNS)
+            tuple(_ADDED[c][1] if c in _ADDED and c not in r
+                  else json.dumps(r[c]) if c in _JSON else r[c] for c in _COLUMNS)
             for r in rows
         ]
         with self._db() as db:
@@ -213,7 +218,7 @@ class RunStore:
             for row in rows:
                 item = dict(zip(columns, row, strict=True))
                 item.update({c: _ADDED[c][1] for c in missing})
-                for c in ("parents", "fitness", "metrics"):
+                for c in _JSON:
                     item[c] = json.loads(item[c])
                 out.append(item)
         return out

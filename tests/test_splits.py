@@ -11,6 +11,7 @@ import lossevo.fitness as fitness
 from lossevo.data import load_dataset
 from lossevo.fitness import evaluate
 from lossevo.report import status
+from lossevo.store import RunStore
 from lossevo.tasks import load_task
 
 CONFIG = """seed = 0
@@ -31,6 +32,32 @@ seed_expressions = ["mul(-1.0, mul(y_true, log(y_pred)))", "mul(y_true, sub(1.0,
 name = "serial"
 """
 
+# Every listed task, its chance value and its baselines read validation only too.
+MULTI_CONFIG = """seed = 0
+instances = 2
+
+[[tasks]]
+preset = "digits-sym-0.4"
+model = { widths = [16] }
+budget = { epochs = 2, batch_size = 128, lr = 0.01 }
+
+[[tasks]]
+preset = "breast_cancer-sym-0.3"
+model = { widths = [16] }
+budget = { epochs = 2, batch_size = 64, lr = 0.01 }
+
+[multi_task]
+baselines = ["ce", "gce"]
+
+[evolution]
+population = 4
+offspring = 4
+generations = 1
+seed_expressions = ["mul(-1.0, mul(y_true, log(y_pred)))", "mul(y_true, sub(1.0, y_pred))"]
+
+[backend]
+name = "serial"
+"""
 
 _CACHED_LOAD = data_module._load
 
@@ -42,15 +69,19 @@ def _clear_caches():
 
 
 def _hof(run_dir):
-    return [(r["expression"], r["fitness"], r["metrics"])
-            for r in status(run_dir)["hall_of_fame"]]
+    state = RunStore(run_dir).load_checkpoint()  # multi-task: per-task results, references
+    return ([(r["expression"], r["fitness"], r["metrics"])
+             for r in status(run_dir)["hall_of_fame"]],
+            [r.get("tasks") for r in state["hall_of_fame"]], state.get("multi_task"))
 
 
-def test_campaign_never_reads_the_test_split(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", [CONFIG, MULTI_CONFIG], ids=["one-task", "multi-task"])
+def test_campaign_never_reads_the_test_split(tmp_path, monkeypatch, config):
     """The hall of fame (fitness and every metric) is identical when the test arrays are
-    garbage: nothing a campaign calls looks at them."""
+    garbage: nothing a campaign calls looks at them (with several tasks: on none of them,
+    nor for their chance values and baselines)."""
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(config)
     _clear_caches()
     campaign.run(cfg, tmp_path / "clean", quiet=True)
     real = _CACHED_LOAD.__wrapped__

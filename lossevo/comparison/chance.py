@@ -30,29 +30,30 @@ __all__ = ["CHANCE", "chance_scores", "environment_labels"]
 CHANCE = "chance"  # the row's label in every table
 
 
-def environment_labels(task: Task, seed: int) -> dict[str, np.ndarray]:
-    """{environment: labels or targets of its test set}: the very sets an evaluation with
+def environment_labels(task: Task, seed: int, split: str = "test") -> dict[str, np.ndarray]:
+    """{environment: labels or targets of its `split` set}: the very sets an evaluation with
     `seed` is scored on (lossevo.fitness.environment_sets)."""
     from lossevo.fitness import environment_sets
 
-    sets = environment_sets(task, seed, "test")
+    sets = environment_sets(task, seed, split)
     return {env.name: np.asarray(y) for env, (_, y) in zip(task.environments, sets, strict=True)}
 
 
-def chance_scores(task: Task, seed: int) -> dict[str, Any]:
-    """The constant predictor's test scores: ``{"metric", "predicts", "envs": {env: score},
+def chance_scores(task: Task, seed: int, split: str = "test") -> dict[str, Any]:
+    """The constant predictor's scores on `split` (test for reports; a campaign's multi-task
+    normalization asks for validation): ``{"metric", "predicts", "envs": {env: score},
     "clean", "worst_env"}`` (``clean``: the clean environment, else the first one)."""
     data = load_dataset(task)
     envs: dict[str, float] = {}
     if task.kind == "regression":
         constant: float | int = float(np.asarray(data.y_train, dtype=np.float64).mean())
-        for name, y in environment_labels(task, seed).items():
+        for name, y in environment_labels(task, seed, split).items():
             y = y.astype(np.float64)
             envs[name] = float(1.0 - ((constant - y) ** 2).mean() / y.var())
     else:
         counts = np.bincount(np.asarray(data.y_train), minlength=data.n_classes)
         constant = int(np.argmax(counts))
-        for name, y in environment_labels(task, seed).items():
+        for name, y in environment_labels(task, seed, split).items():
             envs[name] = float((y == constant).mean())
     clean = envs.get("clean", next(iter(envs.values())))
     return {"metric": task.metric, "predicts": constant, "envs": envs, "clean": clean,
