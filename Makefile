@@ -11,7 +11,7 @@ TORCH_PIP_ARGS ?=
 
 .PHONY: demo tour test test-all lint clean experiments exp-noisy-digits exp-noisy-digits-quick \
 	exp-shift exp-poly3 \
-	exp-noisy-cubic exp-model-selection
+	exp-noisy-cubic exp-model-selection exp-discovery
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ exp-shift: $(STAMP)
 exp-poly3: $(STAMP)
 	$(call campaign,experiments/poly3-outliers.toml,runs/poly3-outliers)
 	$(BIN)/lossevo compare experiments/poly3-compare.toml --out docs/results/poly3-outliers
+
+# Issue 12's discovery experiment: frontier space, constant tuning, multi-fidelity, 4-task
+# fitness (~80 min campaign on 2 cores), then the test-split comparison on 7 tasks, 8 instances
+# (hours on 2 cores; not part of `make experiments`).
+exp-discovery: $(STAMP)
+	$(call campaign,experiments/discovery.toml,runs/discovery)
+	$(BIN)/lossevo compare experiments/discovery-compare.toml --out docs/results/discovery
 
 exp-noisy-cubic: $(STAMP)
 	$(BIN)/python experiments/noisy_cubic.py --out docs/results
