@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from campaign_helpers import crash_before_checkpoint
 
 import lossevo.campaign as campaign
 from lossevo.cli import main
@@ -50,17 +51,7 @@ def test_run_records_every_candidate_and_checkpoints(reference):
 
 def test_resume_after_crash_between_record_and_checkpoint(tmp_path, monkeypatch, reference):
     out = tmp_path / "run"
-    real = RunStore.save_checkpoint
-
-    def crash_at_gen2(self, state):
-        if state["generation"] == 2:
-            raise KeyboardInterrupt("simulated crash after the DB commit")
-        real(self, state)
-
-    monkeypatch.setattr(RunStore, "save_checkpoint", crash_at_gen2)
-    with pytest.raises(KeyboardInterrupt):
-        campaign.run(SMOKE, out, quiet=True)
-    monkeypatch.setattr(RunStore, "save_checkpoint", real)
+    crash_before_checkpoint(SMOKE, out, monkeypatch)
     assert status(out)["generation"] == 1
     campaign.resume(out, quiet=True)
     assert _hof(out) == _hof(reference)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from campaign_helpers import run_logged
 
 import lossevo.campaign as campaign
 from lossevo.cli import main
@@ -244,14 +245,7 @@ def tuned_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
     config = _config(tmp)
     out = tmp / "run"
-    logs: list[str] = []
-    real = campaign._printer
-    campaign._printer = lambda quiet: logs.append
-    try:
-        campaign.run(config, out, quiet=False)
-    finally:
-        campaign._printer = real
-    return config, out, logs
+    return config, out, run_logged(config, out)
 
 
 def test_campaign_with_tuning_records_tuned_children(tuned_run):

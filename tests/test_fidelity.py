@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from campaign_helpers import crash_before_checkpoint, run_logged
 
 import lossevo.campaign as campaign
 from lossevo.config import config_from_mapping, load_config, read_toml
@@ -229,14 +230,7 @@ def fidelity_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fid")
     config = _fidelity_config(tmp, "rungs = [0.111, 0.333, 1.0]\nkeep = 0.34\n")
     out = tmp / "run"
-    logs: list[str] = []
-    real = campaign._printer
-    campaign._printer = lambda quiet: logs.append
-    try:
-        campaign.run(config, out, quiet=False)
-    finally:
-        campaign._printer = real
-    return config, out, logs
+    return config, out, run_logged(config, out)
 
 
 def test_campaign_with_fidelity_end_to_end(fidelity_run):
@@ -267,17 +261,7 @@ def test_campaign_with_fidelity_end_to_end(fidelity_run):
 def test_campaign_with_fidelity_resumes_exactly(tmp_path, monkeypatch, fidelity_run):
     config, reference, _ = fidelity_run
     out = tmp_path / "run"
-    real = RunStore.save_checkpoint
-
-    def crash_at_gen2(self, state):
-        if state["generation"] == 2:
-            raise KeyboardInterrupt("simulated crash after the DB commit")
-        real(self, state)
-
-    monkeypatch.setattr(RunStore, "save_checkpoint", crash_at_gen2)
-    with pytest.raises(KeyboardInterrupt):
-        campaign.run(config, out, quiet=True)
-    monkeypatch.setattr(RunStore, "save_checkpoint", real)
+    crash_before_checkpoint(config, out, monkeypatch)
     campaign.resume(out, quiet=True)
     assert _strip(RunStore(out).candidates()) == _strip(RunStore(reference).candidates())
     assert status(out)["hall_of_fame"] == status(reference)["hall_of_fame"]

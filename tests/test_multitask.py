@@ -5,6 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from campaign_helpers import crash_before_checkpoint, run_logged
 
 import lossevo.campaign as campaign
 import lossevo.multitask as multitask
@@ -189,14 +190,7 @@ def two_tasks(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mt")
     config = tmp / "c.toml"
     config.write_text(CONFIG)
-    logs: list[str] = []
-    real = campaign._printer
-    campaign._printer = lambda quiet: logs.append
-    try:
-        campaign.run(config, tmp / "run", quiet=False)
-    finally:
-        campaign._printer = real
-    return config, tmp / "run", logs
+    return config, tmp / "run", run_logged(config, tmp / "run")
 
 
 def test_two_task_campaign_records_each_tasks_metrics(two_tasks):
@@ -244,17 +238,7 @@ def test_two_task_campaign_records_each_tasks_metrics(two_tasks):
 def test_references_are_kept_on_resume_and_never_recomputed(tmp_path, monkeypatch, two_tasks):
     config, reference_run, _ = two_tasks
     out = tmp_path / "run"
-    real = campaign.RunStore.save_checkpoint
-
-    def crash_at_gen2(self, state):
-        if state["generation"] == 2:
-            raise KeyboardInterrupt("simulated crash after the DB commit")
-        real(self, state)
-
-    monkeypatch.setattr(campaign.RunStore, "save_checkpoint", crash_at_gen2)
-    with pytest.raises(KeyboardInterrupt):
-        campaign.run(config, out, quiet=True)
-    monkeypatch.setattr(campaign.RunStore, "save_checkpoint", real)
+    crash_before_checkpoint(config, out, monkeypatch)
 
     def no_baselines(*args, **kwargs):
         raise AssertionError("a resumed run must reuse the stored references")
