@@ -158,8 +158,9 @@ def test_exported_loss_carries_its_measured_scale(exported, kind):
         assert "SCALE" in module.__all__
 
 
-def test_scheduled_loss_runs_standalone(exported):
-    path = exported[SCHEDULED, "classification"][0]
+def _standalone_value(path, call: str) -> float:
+    """The loss value a fresh interpreter, where lossevo cannot be imported, gets from the
+    exported file at `path` on a fixed 2×3 batch (``call``: the arguments after the targets)."""
     script = (
         "import sys, importlib.util\n"
         "sys.modules['lossevo'] = None  # importing lossevo would fail\n"
@@ -167,14 +168,19 @@ def test_scheduled_loss_runs_standalone(exported):
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         "import torch\n"
         "x = torch.linspace(-2, 2, 6, dtype=torch.float64).reshape(2, 3)\n"
-        "print(repr(m.EvolvedLoss()(x, torch.tensor([0, 2]), t=0.25).item()))\n"
+        f"print(repr(m.EvolvedLoss()(x, torch.tensor([0, 2]){call}).item()))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
+    return float(done.stdout.strip())
+
+
+def test_scheduled_loss_runs_standalone(exported):
+    path = exported[SCHEDULED, "classification"][0]
     x = torch.linspace(-2, 2, 6, dtype=torch.float64).reshape(2, 3)
     want = SymbolicLoss(SCHEDULED, t=0.25)(x, torch.tensor([0, 2])).item()
-    assert float(done.stdout.strip()) == want
+    assert _standalone_value(path, ", t=0.25") == want
 
 
 def test_module_rejects_unknown_reduction(exported):
@@ -226,21 +232,9 @@ def test_imports_only_torch_and_math(exported):
 def test_standalone_without_lossevo(exported):
     """The file runs in a fresh interpreter where lossevo cannot be imported."""
     path = exported[EXPRESSIONS[1], "classification"][0]
-    script = (
-        "import sys, importlib.util\n"
-        "sys.modules['lossevo'] = None  # importing lossevo would fail\n"
-        f"spec = importlib.util.spec_from_file_location('m', {str(path)!r})\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "import torch\n"
-        "x = torch.linspace(-2, 2, 6, dtype=torch.float64).reshape(2, 3)\n"
-        "print(repr(m.EvolvedLoss()(x, torch.tensor([0, 2])).item()))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr
     x = torch.linspace(-2, 2, 6, dtype=torch.float64).reshape(2, 3)
     want = SymbolicLoss(EXPRESSIONS[1])(x, torch.tensor([0, 2])).item()
-    assert float(done.stdout.strip()) == want
+    assert _standalone_value(path, "") == want
 
 
 def test_output_is_ruff_clean(exported):
