@@ -38,3 +38,33 @@ def crash_before_checkpoint(config: Path, out: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(KeyboardInterrupt):
         campaign.run(config, out, quiet=True)
     monkeypatch.setattr(RunStore, "save_checkpoint", real)
+
+
+def kill_after_checkpoint(config: Path, out: Path, generation: int) -> int:
+    """Run the CLI on `config` into `out` and kill -9 it as soon as `generation` is
+    checkpointed (the next one is then running); return its exit code (0 if it finished)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lossevo.store import CheckpointError
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lossevo.cli", "run", str(config), "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = RunStore(out)
+    try:
+        while proc.poll() is None:
+            try:
+                if store.load_checkpoint()["generation"] >= generation:
+                    break
+            except (CheckpointError, OSError, ValueError):
+                pass
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode

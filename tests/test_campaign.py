@@ -2,22 +2,17 @@
 
 import importlib.util
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from campaign_helpers import crash_before_checkpoint
+from campaign_helpers import crash_before_checkpoint, kill_after_checkpoint
 
 import lossevo.campaign as campaign
 from lossevo.cli import main
 from lossevo.config import load_config
 from lossevo.report import status
-from lossevo.store import CheckpointError, RunStore
+from lossevo.store import RunStore
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
 
@@ -65,26 +60,12 @@ def test_resume_after_crash_between_record_and_checkpoint(tmp_path, monkeypatch,
 
 def test_resume_after_kill_9_mid_generation(tmp_path, reference):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lossevo.cli", "run", str(SMOKE), "--out", str(out), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    returncode = kill_after_checkpoint(SMOKE, out, 1)  # generation 2 is running
     store = RunStore(out)
-    try:
-        while proc.poll() is None:  # kill once generation 1 is checkpointed: gen 2 is running
-            try:
-                if store.load_checkpoint()["generation"] >= 1:
-                    break
-            except (CheckpointError, OSError, ValueError):
-                pass
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
     killed_at = store.load_checkpoint()["generation"]
     assert main(["resume", str(out), "--quiet"]) == 0
     assert _hof(out) == _hof(reference)
-    assert killed_at < load_config(SMOKE).evolution.generations or proc.returncode == 0
+    assert killed_at < load_config(SMOKE).evolution.generations or returncode == 0
 
 
 def test_corrupt_checkpoint_gives_clear_error_and_keeps_previous(tmp_path, reference, capsys):

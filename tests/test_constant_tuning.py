@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from campaign_helpers import run_logged
+from campaign_helpers import kill_after_checkpoint, run_logged
 
 import lossevo.campaign as campaign
 from lossevo.cli import main
@@ -29,7 +24,7 @@ from lossevo.constant_tuning import (
 )
 from lossevo.parse import parse
 from lossevo.report import status
-from lossevo.store import CheckpointError, RunStore
+from lossevo.store import RunStore
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
 BAD = "mul(-0.05, mul(y_true, log(y_pred)))"  # cross-entropy at a twentieth of its scale
@@ -312,22 +307,7 @@ def test_crash_in_the_middle_of_tuning_resumes_exactly(tmp_path, monkeypatch, tu
 def test_resume_after_kill_9_gives_the_same_run(tmp_path, tuned_run):
     config, reference, _ = tuned_run
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lossevo.cli", "run", str(config), "--out", str(out), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = RunStore(out)
-    try:
-        while proc.poll() is None:  # kill once generation 0 is checkpointed: 1 is running
-            try:
-                if store.load_checkpoint()["generation"] >= 0:
-                    break
-            except (CheckpointError, OSError, ValueError):
-                pass
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_after_checkpoint(config, out, 0)  # generation 1 is running
     assert main(["resume", str(out), "--quiet"]) == 0
     assert _strip(RunStore(out).candidates()) == _strip(RunStore(reference).candidates())
     assert status(out)["hall_of_fame"] == status(reference)["hall_of_fame"]
