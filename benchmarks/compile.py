@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from lossevo.compile import compile_expression
-from lossevo.parse import parse
+from lossevo.symbolic.compile import compile_expression
+from lossevo.symbolic.parse import parse
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 # 31 nodes: a GCE-like term, a clipped reverse term and a smooth penalty.

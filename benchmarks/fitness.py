@@ -20,12 +20,12 @@ import time
 import numpy as np
 import torch
 
-from lossevo.data import load_dataset
-from lossevo.fitness import _instance_data, _instance_seeds, evaluate, evaluate_many
-from lossevo.models import build_module, init_params, stacked_forward
-from lossevo.racing import Racing
-from lossevo.tasks import load_task
-from lossevo.training import Group, data_orders, train_models
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.fitness import _instance_data, _instance_seeds, evaluate, evaluate_many
+from lossevo.evaluation.models import build_module, init_params, stacked_forward
+from lossevo.evaluation.racing import Racing
+from lossevo.evaluation.tasks import load_task
+from lossevo.evaluation.training import Group, data_orders, train_models
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 GCE = "div(mul(y_true, sub(1.0, exp(mul(0.7, log(y_pred))))), 0.7)"

@@ -7,8 +7,8 @@
 The population is the quick-start campaign's generation 0 (experiments/quickstart.toml, its
 seed, with `evolution.population` raised), distinct functions only, evaluated on
 `digits-sym-0.4-quick` (40 epochs) three ways: full (every candidate, instance and epoch),
-successive halving over the epochs (lossevo.fidelity), and successive halving with racing over
-instances inside each rung (1 instance first, doubling, the upper half goes on). Printed:
+successive halving over the epochs (lossevo.evaluation.fidelity), and successive halving with racing
+over instances inside each rung (1 instance first, doubling, the upper half goes on). Printed:
 model-epochs and wall seconds (probes included), the Spearman rank correlation between each
 low rung's scores and the full scores (over the candidates that trained at that rung), and
 where the full evaluation's top 3 ended.
@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from lossevo.config import config_from_mapping, read_toml
-from lossevo.data import load_dataset
-from lossevo.evolution import initial_expressions
-from lossevo.fidelity import Fidelity, ranking
-from lossevo.fitness import Evaluation, evaluate_many
-from lossevo.racing import Racing
-from lossevo.symbolic import canonical_key
-from lossevo.tasks import Task, load_task
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.fidelity import Fidelity, ranking
+from lossevo.evaluation.fitness import Evaluation, evaluate_many
+from lossevo.evaluation.racing import Racing
+from lossevo.evaluation.tasks import Task, load_task
+from lossevo.search.config import config_from_mapping, read_toml
+from lossevo.search.evolution import initial_expressions
+from lossevo.symbolic.expression import canonical_key
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 TASK = "digits-sym-0.4-quick"

@@ -3,9 +3,9 @@
 Over a grid of learning rate × batch size × weight decay × width on `digits-sym-0.4` (quick
 budget, cross-entropy), every setting is scored by mean − std over instances of the
 per-instance worst-environment accuracy. Exhaustive evaluation (every setting on every
-instance) is compared with racing (lossevo.selection.race_settings): trainings used, top-1 and
-top-3 agreement, and each setting's score. Racing is run fresh by default and every instance
-it trained is checked to equal the exhaustive value bit for bit; `--race replay` instead
+instance) is compared with racing (lossevo.evaluation.model_selection.race_settings): trainings
+used, top-1 and top-3 agreement, and each setting's score. Racing is run fresh by default and every
+instance it trained is checked to equal the exhaustive value bit for bit; `--race replay` instead
 replays the race from the exhaustive cache after checking a few settings' subsets fresh.
 
 Run: ``nice -n 10 .venv/bin/python experiments/model_selection.py --out docs/results``
@@ -23,8 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossevo.racing import Racing
-from lossevo.selection import (
+from lossevo.evaluation.model_selection import (
     InstanceScores,
     Selection,
     evaluate_instances,
@@ -34,7 +33,8 @@ from lossevo.selection import (
     robust_score,
     top_overlap,
 )
-from lossevo.tasks import Task, load_task
+from lossevo.evaluation.racing import Racing
+from lossevo.evaluation.tasks import Task, load_task
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 GRID = {"lr": (1e-3, 3e-3, 1e-2), "batch_size": (32, 128), "weight_decay": (0.0, 1e-4),

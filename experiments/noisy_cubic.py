@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossevo.data import POLY3_RANGE, load_dataset, poly3
-from lossevo.models import build_module, init_params, stacked_forward
-from lossevo.noise import corrupt_targets
-from lossevo.tasks import Task, load_task
-from lossevo.training import data_orders
+from lossevo.evaluation.data import POLY3_RANGE, load_dataset, poly3
+from lossevo.evaluation.models import build_module, init_params, stacked_forward
+from lossevo.evaluation.noise import corrupt_targets
+from lossevo.evaluation.tasks import Task, load_task
+from lossevo.evaluation.training import data_orders
 
 SETTINGS = ((0.0, 0.1), (0.0, 0.5), (0.0, 1.0), (3.0, 1.0))
 VARIANTS = ("raw", "pattern-subtracted")

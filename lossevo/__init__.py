@@ -9,15 +9,15 @@ environments; campaigns evolve losses and keep every candidate in a run director
 -0.4*y_pred + y_true*plog(y_pred)
 """
 
-from lossevo.compile import compile_expression
-from lossevo.fidelity import Fidelity
-from lossevo.fitness import Evaluation, evaluate, evaluate_many
-from lossevo.loss import SymbolicLoss
-from lossevo.probes import check_expression
-from lossevo.racing import Racing
-from lossevo.scale import Scale, measure_scale
-from lossevo.symbolic import canonical_key, to_latex, to_sympy
-from lossevo.tasks import Budget, Environment, Noise, Shift, Task, list_tasks, load_task
+from lossevo.evaluation.fidelity import Fidelity
+from lossevo.evaluation.fitness import Evaluation, evaluate, evaluate_many
+from lossevo.evaluation.racing import Racing
+from lossevo.evaluation.tasks import Budget, Environment, Noise, Task, list_tasks, load_task
+from lossevo.symbolic.compile import compile_expression
+from lossevo.symbolic.expression import canonical_key, to_latex, to_sympy
+from lossevo.symbolic.loss import SymbolicLoss
+from lossevo.symbolic.probes import check_expression
+from lossevo.symbolic.scale import Scale, measure_scale
 
 __version__ = "0.1.0"
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "Noise",
     "Racing",
     "Scale",
-    "Shift",
     "SymbolicLoss",
     "Task",
     "__version__",
@@ -52,7 +51,7 @@ __all__ = [
 def __getattr__(name: str):
     """Campaign and export entry points load on first use (they pull in more modules)."""
     if name in ("run", "resume"):
-        from lossevo import campaign
+        from lossevo.search import campaign
 
         return getattr(campaign, name)
     if name == "compare":
@@ -60,7 +59,7 @@ def __getattr__(name: str):
 
         return compare
     if name == "export_loss":
-        from lossevo.export import export_loss
+        from lossevo.symbolic.export import export_loss
 
         return export_loss
     raise AttributeError(f"module 'lossevo' has no attribute {name!r}")

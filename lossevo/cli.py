@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from lossevo.search.backends import BACKENDS  # stdlib only: cheap for `lossevo tasks`
+
 __all__ = ["main"]
 
 _EPILOG = """examples:
@@ -25,7 +27,7 @@ _EPILOG = """examples:
 
 def _add_work_options(p: argparse.ArgumentParser, where: str) -> None:
     """Backend, workers, scheduler, device and quiet: shared by `run` and `compare`."""
-    p.add_argument("--backend", choices=("serial", "process", "dask"),
+    p.add_argument("--backend", choices=BACKENDS,
                    help=f"where {where} (default: the config's, else process)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://127.0.0.1:8786")
@@ -79,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args) -> str:
-    from lossevo.campaign import load_run_config
-    from lossevo.export import export_loss
-    from lossevo.store import RunStore
+    from lossevo.search.campaign import load_run_config
+    from lossevo.search.store import RunStore
+    from lossevo.symbolic.export import export_loss
 
     store = RunStore(args.run_dir)
     cfg, _ = load_run_config(store)
@@ -97,24 +99,24 @@ def _export(args) -> str:
 
 def _dispatch(args) -> None:
     if args.command == "run":
-        from lossevo.campaign import run
+        from lossevo.search.campaign import run
 
         store = run(args.config, args.out, quiet=args.quiet, device=args.device,
                     name=args.backend, workers=args.workers, scheduler=args.scheduler,
                     seed=args.seed)
         print(f"finished: {store.root} (lossevo status {store.root})")
     elif args.command == "resume":
-        from lossevo.campaign import resume
+        from lossevo.search.campaign import resume
 
         store = resume(args.run_dir, quiet=args.quiet, use_previous=args.use_previous)
         print(f"finished: {store.root}")
     elif args.command == "status":
-        from lossevo.report import format_status, status
+        from lossevo.search.report import format_status, status
 
         info = status(args.run_dir)
         print(json.dumps(info) if args.json else format_status(info))
     elif args.command == "report":
-        from lossevo.report import write_report
+        from lossevo.search.report import write_report
 
         print(f"wrote {write_report(args.run_dir, top=args.top)}")
     elif args.command == "export":
@@ -127,7 +129,7 @@ def _dispatch(args) -> None:
                       instances=args.instances)
         print(f"wrote {out / 'compare.md'}, compare.csv, compare.json")
     elif args.command == "tasks":
-        from lossevo.tasks import list_tasks
+        from lossevo.evaluation.tasks import list_tasks
 
         print("\n".join(list_tasks()))
 
@@ -135,7 +137,7 @@ def _dispatch(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from lossevo.errors import CampaignFailed
-    from lossevo.store import RunDirError
+    from lossevo.search.store import RunDirError
 
     try:
         _dispatch(args)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             hint = str(exc) or (f"finished units are kept in {args.out / 'units'}; rerun the "
                                 "same compare with the same --out to reuse them")
         elif args.command in ("run", "resume"):
-            from lossevo.store import RunStore
+            from lossevo.search.store import RunStore
 
             where = args.out if args.command == "run" else args.run_dir
             kept = ("the last complete generation is kept"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lossevo import campaign
-from lossevo.store import RunStore
+from lossevo.search import campaign
+from lossevo.search.store import RunStore
 
 
 def run_logged(config: Path, out: Path) -> list[str]:
@@ -49,7 +49,7 @@ def kill_after_checkpoint(config: Path, out: Path, generation: int) -> int:
     import sys
     import time
 
-    from lossevo.store import CheckpointError
+    from lossevo.search.store import CheckpointError
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "lossevo.cli", "run", str(config), "--out", str(out), "--quiet"],

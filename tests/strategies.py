@@ -2,9 +2,9 @@
 
 from hypothesis import strategies as st
 
-from lossevo.primitives import PRESETS, lookup
+from lossevo.symbolic.primitives import PRIMITIVE_SETS, lookup
 
-_NAMES = PRESETS["ganetic"]
+_NAMES = PRIMITIVE_SETS["ganetic"]
 BINARY = [n for n in _NAMES if lookup(n).arity == 2]
 UNARY = [n for n in _NAMES if lookup(n).arity == 1]
 

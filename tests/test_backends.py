@@ -16,8 +16,8 @@ import time
 import pytest
 import torch
 
-from lossevo.backends import BACKENDS, RemoteError, make_backend
-from lossevo.compile import compile_expression
+from lossevo.search.backends import BACKENDS, RemoteError, make_backend
+from lossevo.symbolic.compile import compile_expression
 
 
 def _score(item: dict) -> float:
@@ -221,7 +221,7 @@ def test_dask_missing_gives_install_hint(monkeypatch):
 
 
 def test_no_optional_imports_at_import_time():
-    code = ("import sys, lossevo.backends\n"
+    code = ("import sys, lossevo.search.backends\n"
             "print(sorted(m for m in ('dask', 'distributed', 'multiprocess') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

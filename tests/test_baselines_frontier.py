@@ -16,9 +16,9 @@ from lossevo.baselines.losses import (
     grid_points,
     loss_defaults,
 )
-from lossevo.models import build_module, init_params
-from lossevo.tasks import Budget, ModelSpec
-from lossevo.training import Group, data_orders, train_models
+from lossevo.evaluation.models import build_module, init_params
+from lossevo.evaluation.tasks import Budget, ModelSpec
+from lossevo.evaluation.training import Group, data_orders, train_models
 
 # rows: right and fairly sure; near uniform; confidently wrong; label with p < 1e-7;
 # a tie for the top class (argmax = first index) with the label on the second

@@ -225,7 +225,7 @@ def test_each_loss_trains_a_linear_model(name):
 
 def test_end_to_end_through_evaluate():
     from lossevo import evaluate
-    from lossevo.tasks import load_task
+    from lossevo.evaluation.tasks import load_task
 
     task = load_task("digits-sym-0.4").with_overrides(model={"widths": [32]},
                                                       budget={"epochs": 2})

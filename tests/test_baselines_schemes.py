@@ -20,9 +20,9 @@ from lossevo.baselines.scheme_weighting import (
     group_dro_step,
 )
 from lossevo.baselines.schemes import SCHEMES, build_scheme
-from lossevo.models import build_module, init_params
-from lossevo.tasks import Budget, ModelSpec, load_task
-from lossevo.training import Batch, Group, SchemeContext, TrainingScheme, train_models
+from lossevo.evaluation.models import build_module, init_params
+from lossevo.evaluation.tasks import Budget, ModelSpec, load_task
+from lossevo.evaluation.training import Batch, Group, SchemeContext, TrainingScheme, train_models
 
 CPU = torch.device("cpu")
 TINY = load_task("digits-sym-0.4").with_overrides(

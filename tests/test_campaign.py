@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from campaign_helpers import crash_before_checkpoint, kill_after_checkpoint
 
-import lossevo.campaign as campaign
+import lossevo.search.campaign as campaign
 from lossevo.cli import main
-from lossevo.config import load_config
-from lossevo.report import status
-from lossevo.store import RunStore
+from lossevo.search.config import load_config
+from lossevo.search.report import status
+from lossevo.search.store import RunStore
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
 

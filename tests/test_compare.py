@@ -22,7 +22,7 @@ from lossevo.comparison.stats import (
     task_ranks,
     wilcoxon_p,
 )
-from lossevo.statistics import summarize
+from lossevo.evaluation.statistics import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"preset": "digits-sym-0.4", "name": "tiny", "model": {"widths": [16]},
@@ -95,7 +95,7 @@ def test_config_errors_name_key_and_allowed(schemes, data, message):
 
 def test_config_expands_all_and_reads_tables(schemes, tmp_path):
     from lossevo.baselines.losses import LOSSES
-    from lossevo.export import export_loss
+    from lossevo.symbolic.export import export_loss
 
     path = export_loss(QS, tmp_path / "best_loss.py")
     cfg = compare_config_from_mapping({
@@ -116,14 +116,14 @@ def test_config_expands_all_and_reads_tables(schemes, tmp_path):
 
 
 def test_evolved_run_directory_gives_its_top_n_distinct_functions(tmp_path, monkeypatch):
-    import lossevo.report
+    import lossevo.search.report
 
     run = tmp_path / "quick"
     run.mkdir()
     copy_of_1 = "sub(sin(mul(log(y_pred), y_true)), exp(add(y_pred, y_true)))"  # same function
     hof = [{"expression": QS, "fitness": [0.7]}, {"expression": copy_of_1, "fitness": [0.7]},
            {"expression": "mul(y_true, y_pred)", "fitness": [0.6]}, {"expression": "y_pred"}]
-    monkeypatch.setattr(lossevo.report, "status",
+    monkeypatch.setattr(lossevo.search.report, "status",
                         lambda d: {"hall_of_fame": hof} if Path(d).resolve() == run else {})
     monkeypatch.chdir(tmp_path)  # relative paths resolve against the working directory
     cfg = compare_config_from_mapping({"tasks": [TINY], "contenders": [
@@ -153,7 +153,7 @@ def test_ranks_and_spread():
     assert task_ranks({"a": 0.5, "b": 0.9, "c": 0.5}) == {"a": 2.5, "b": 1.0, "c": 2.5}
     avg = average_ranks({"t1": {"a": 1.0, "b": 2.0}, "t2": {"a": 2.0, "b": 1.0, "c": 3.0}})
     assert avg == {"a": (1.5, 2), "b": (1.5, 2), "c": (3.0, 1)}
-    # the clean/worst-env statistics in compare.csv are lossevo.statistics.summarize's
+    # the clean/worst-env statistics in compare.csv are lossevo.evaluation.statistics.summarize's
     stats = summarize({"accuracy": {"clean": np.arange(11.0)}})
     assert stats["accuracy.clean.q90_q10"] == pytest.approx(8.0)
     assert stats["accuracy.clean.min"] == 0.0 and stats["accuracy.clean.mean"] == 5.0
@@ -250,7 +250,7 @@ def test_failing_contender_is_recorded_not_fatal(monkeypatch):
 
 
 def test_training_exception_fails_its_unit_only(monkeypatch):
-    import lossevo.fitness as fitness
+    import lossevo.evaluation.fitness as fitness
 
     real = fitness.evaluate_many
 

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import lossevo.fitness as fitness
+import lossevo.evaluation.fitness as fitness
 from lossevo.comparison.chance import chance_scores, environment_labels
 from lossevo.comparison.report import _csv, _rank_tables
 from lossevo.comparison.rows import build_rows
-from lossevo.data import load_dataset
-from lossevo.statistics import summarize, with_worst_env
-from lossevo.tasks import load_task
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.statistics import summarize, with_worst_env
+from lossevo.evaluation.tasks import load_task
 
 
 @pytest.mark.parametrize("preset", ["breast_cancer-sym-0.3", "digits-sym-0.4",

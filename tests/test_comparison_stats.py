@@ -12,7 +12,7 @@ import scipy.stats
 
 from lossevo.comparison.report import CSV_COLUMNS, _csv, _stats_table, _task_table, build_rows
 from lossevo.comparison.stats import bootstrap_mean_ci, holm, wilcoxon_p
-from lossevo.statistics import summarize, with_worst_env
+from lossevo.evaluation.statistics import summarize, with_worst_env
 
 
 def _spy(monkeypatch) -> list[dict]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lossevo.comparison.protocol as cmp
-import lossevo.fitness as fitness
+import lossevo.evaluation.fitness as fitness
 from lossevo.baselines.schemes import SCHEME_TUNING_GRIDS, SCHEMES, scheme_grid_points
 from lossevo.comparison import Contender, compare_config_from_mapping
 from lossevo.comparison.tuning import (
@@ -22,8 +22,8 @@ from lossevo.comparison.tuning import (
     scale_constants,
 )
 from lossevo.comparison.units import unit_key
-from lossevo.statistics import summarize, with_worst_env
-from lossevo.tasks import load_task
+from lossevo.evaluation.statistics import summarize, with_worst_env
+from lossevo.evaluation.tasks import load_task
 
 TINY = {"preset": "digits-sym-0.4", "name": "tiny", "model": {"widths": [16]},
         "budget": {"epochs": 2, "batch_size": 128, "lr": 0.01}}
@@ -247,7 +247,7 @@ def test_smoke_config_lists_every_builtin_and_runs_tuned_reduced():
     from pathlib import Path
 
     from lossevo.comparison import builtin_names
-    from lossevo.config import read_toml
+    from lossevo.search.config import read_toml
 
     data = read_toml(Path(__file__).resolve().parents[1] / "experiments"
                      / "compare-smoke.toml", "compare config file")

@@ -4,8 +4,8 @@ import torch
 from hypothesis import assume, given, settings
 from strategies import expressions
 
-from lossevo.compile import compile_expression, torch_source
-from lossevo.reference import evaluate_numpy
+from lossevo.symbolic.compile import compile_expression, torch_source
+from lossevo.symbolic.reference import evaluate_numpy
 
 GEN = torch.Generator().manual_seed(0)
 Y_PRED = torch.rand(64, generator=GEN, dtype=torch.float64) * (1 - 2e-6) + 1e-6

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from campaign_helpers import kill_after_checkpoint, run_logged
 
-import lossevo.campaign as campaign
+import lossevo.search.campaign as campaign
 from lossevo.cli import main
-from lossevo.config import config_from_mapping, load_config, read_toml
-from lossevo.constant_tuning import (
+from lossevo.search.config import config_from_mapping, load_config, read_toml
+from lossevo.search.constant_tuning import (
     ConstantTuning,
     constants,
     describe,
@@ -22,9 +22,9 @@ from lossevo.constant_tuning import (
     tune_step,
     with_constants,
 )
-from lossevo.parse import parse
-from lossevo.report import status
-from lossevo.store import RunStore
+from lossevo.search.report import status
+from lossevo.search.store import RunStore
+from lossevo.symbolic.parse import parse
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
 BAD = "mul(-0.05, mul(y_true, log(y_pred)))"  # cross-entropy at a twentieth of its scale

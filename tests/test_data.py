@@ -6,8 +6,8 @@ import random
 
 import numpy as np
 
-from lossevo.data import load_dataset, poly3
-from lossevo.tasks import load_task
+from lossevo.evaluation.data import load_dataset, poly3
+from lossevo.evaluation.tasks import load_task
 
 
 def test_digits_reference_split():

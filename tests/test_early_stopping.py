@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lossevo.fitness import evaluate, evaluate_many
-from lossevo.tasks import load_task
+from lossevo.evaluation.fitness import evaluate, evaluate_many
+from lossevo.evaluation.tasks import load_task
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lossevo.data import POLY3_RANGE, load_dataset, poly3
-from lossevo.environments import adversarial_inputs, shifted_set
-from lossevo.models import build_module, init_params, stacked_forward
-from lossevo.tasks import Budget, Environment, EnvKind, load_task
-from lossevo.training import Group, train_models
+from lossevo.evaluation.data import POLY3_RANGE, load_dataset, poly3
+from lossevo.evaluation.environments import adversarial_inputs, shifted_set
+from lossevo.evaluation.models import build_module, init_params, stacked_forward
+from lossevo.evaluation.tasks import Budget, Environment, EnvKind, load_task
+from lossevo.evaluation.training import Group, train_models
 
 RNG = np.random.default_rng
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from strategies import expressions
 
 from lossevo import evaluate_many, load_task
-from lossevo.compile import compile_expression, runtime_namespace, torch_source
-from lossevo.data import load_dataset
-from lossevo.loss import KINDS, per_sample_loss
-from lossevo.symbolic import KEY_KINDS, _training_form, canonical_key, to_sympy
+from lossevo.evaluation.data import load_dataset
+from lossevo.symbolic.compile import compile_expression, runtime_namespace, torch_source
+from lossevo.symbolic.expression import KEY_KINDS, _training_form, canonical_key, to_sympy
+from lossevo.symbolic.loss import KINDS, per_sample_loss
 
 NEG_PY = "mul(-1.0, mul(y_pred, y_true))"  # −p_y after the class sum
 CE = "mul(y_true, mul(-1.0, log(y_pred)))"
@@ -170,7 +170,7 @@ def test_losses_with_one_key_train_alike_under_adam():
 def test_measured_equivalence_merges_what_algebra_misses():
     """exp(c − p·y) is e^c·exp(−p·y): a positive multiple the symbolic key cannot see inside
     the protected exp. The gradient directions on the probe batch match; other losses stay."""
-    from lossevo.equivalence import distinct
+    from lossevo.symbolic.equivalence import distinct
 
     exprs = ["exp(sub(4.409, mul(y_pred, y_true)))",       # kept
              "exp(sub(2.679, exp(mul(y_pred, y_true))))",  # another function: kept
@@ -188,7 +188,7 @@ def test_measured_equivalence_merges_what_algebra_misses():
 def test_measured_equivalence_probes_a_schedule_at_several_t():
     """A loss with t is compared over the whole schedule: a scale shared by every t merges
     (so does an added t), a scale that changes with t does not; class reductions work too."""
-    from lossevo.equivalence import distinct, gradient_direction
+    from lossevo.symbolic.equivalence import distinct, gradient_direction
 
     nce = "div(mul(y_true, log(y_pred)), csum(log(y_pred)))"
     exprs = [f"mul(t, {CE})",                     # kept

@@ -3,9 +3,9 @@
 import random
 from pathlib import Path
 
-from lossevo.config import load_config
-from lossevo.evolution import initial_expressions, novelty_checker, offspring, select
-from lossevo.symbolic import canonical_key
+from lossevo.search.config import load_config
+from lossevo.search.evolution import initial_expressions, novelty_checker, offspring, select
+from lossevo.symbolic.expression import canonical_key
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lossevo.comparison.config import compare_config_from_mapping
-from lossevo.config import config_from_mapping, read_toml
+from lossevo.search.config import config_from_mapping, read_toml
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from lossevo.compile import compile_expression
-from lossevo.export import export_loss
-from lossevo.loss import KINDS, SymbolicLoss
-from lossevo.symbolic import to_latex, to_sympy
+from lossevo.symbolic.compile import compile_expression
+from lossevo.symbolic.export import export_loss
+from lossevo.symbolic.expression import to_latex, to_sympy
+from lossevo.symbolic.loss import KINDS, SymbolicLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def test_scheduled_loss_round_trips_with_t_as_argument_or_attribute(exported, ki
 def test_exported_loss_carries_its_measured_scale(exported, kind):
     """SCALE in the module is the scale probe's measurement, so a user can pick an SGD learning
     rate or a float16 loss scale from it without lossevo installed."""
-    from lossevo.scale import measure_scale
+    from lossevo.symbolic.scale import measure_scale
 
     for expr in (EXPRESSIONS[0], SCHEDULED):
         module = exported[expr, kind][1]

@@ -9,21 +9,21 @@ from pathlib import Path
 import pytest
 from campaign_helpers import crash_before_checkpoint, run_logged
 
-import lossevo.campaign as campaign
-from lossevo.config import config_from_mapping, load_config, read_toml
-from lossevo.evolution import hall_of_fame, select
-from lossevo.fidelity import (
+import lossevo.search.campaign as campaign
+from lossevo.evaluation.fidelity import (
     Fidelity,
     hall_of_fame_by_tier,
     ranking,
     select_by_tier,
     successive_halving,
 )
-from lossevo.fitness import evaluate_many
-from lossevo.racing import Racing
-from lossevo.report import status
-from lossevo.store import RunStore
-from lossevo.tasks import load_task
+from lossevo.evaluation.fitness import evaluate_many
+from lossevo.evaluation.racing import Racing
+from lossevo.evaluation.tasks import load_task
+from lossevo.search.config import config_from_mapping, load_config, read_toml
+from lossevo.search.evolution import hall_of_fame, select
+from lossevo.search.report import status
+from lossevo.search.store import RunStore
 
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.toml"
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"

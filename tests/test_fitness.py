@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from lossevo.fitness import evaluate, evaluate_many
-from lossevo.loss import SymbolicLoss
-from lossevo.tasks import Environment, EnvKind, load_task
+from lossevo.evaluation.fitness import evaluate, evaluate_many
+from lossevo.evaluation.tasks import Environment, EnvKind, load_task
+from lossevo.symbolic.loss import SymbolicLoss
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 MAE = "mul(y_true, sub(1.0, y_pred))"

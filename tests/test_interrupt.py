@@ -159,7 +159,7 @@ def _interrupted(cmd: _Command, ready, what: str) -> str:
 
 @posix
 def test_ctrl_c_stops_run_with_process_backend(tmp_path):
-    from lossevo.store import RunStore
+    from lossevo.search.store import RunStore
 
     cfg = tmp_path / "run.toml"
     cfg.write_text(RUN_TOML)
@@ -176,17 +176,17 @@ def test_ctrl_c_stops_run_with_process_backend(tmp_path):
 
 
 def test_cli_interrupt_message_fits_the_command(tmp_path, capsys, monkeypatch):
-    import lossevo.campaign
-    import lossevo.report
+    import lossevo.search.campaign
+    import lossevo.search.report
     from lossevo.cli import main
-    from lossevo.store import RunStore
+    from lossevo.search.store import RunStore
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     for name in ("run", "resume", "status"):
-        monkeypatch.setattr(lossevo.report if name == "status" else lossevo.campaign, name,
-                            interrupted)
+        module = lossevo.search.report if name == "status" else lossevo.search.campaign
+        monkeypatch.setattr(module, name, interrupted)
     cfg, out = tmp_path / "run.toml", tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out)]) == 130
     assert capsys.readouterr().err == (f"lossevo: interrupted; no generation was complete yet: "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from lossevo.models import build_module, init_params, stacked_forward
-from lossevo.tasks import ModelKind, ModelSpec
+from lossevo.evaluation.models import build_module, init_params, stacked_forward
+from lossevo.evaluation.tasks import ModelKind, ModelSpec
 
 CPU = torch.device("cpu")
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from campaign_helpers import crash_before_checkpoint, run_logged
 
-import lossevo.campaign as campaign
-import lossevo.multitask as multitask
+import lossevo.search.campaign as campaign
+import lossevo.search.multitask as multitask
 from lossevo.comparison.chance import chance_scores
-from lossevo.config import CampaignConfig, config_from_mapping, load_config
-from lossevo.multitask import MultiTask, combine, normalize, reference
-from lossevo.report import status
-from lossevo.sizing import check_campaign
-from lossevo.store import RunStore
-from lossevo.tasks import load_task
+from lossevo.evaluation.sizing import check_campaign
+from lossevo.evaluation.tasks import load_task
+from lossevo.search.config import CampaignConfig, config_from_mapping, load_config
+from lossevo.search.multitask import MultiTask, combine, normalize, reference
+from lossevo.search.report import status
+from lossevo.search.store import RunStore
 
 TINY = {"model": {"widths": [16]}, "budget": {"epochs": 2, "batch_size": 128, "lr": 0.01}}
 SGD = {"model": {"widths": [16]},

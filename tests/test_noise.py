@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossevo.noise import (
+from lossevo.evaluation.noise import (
     asymmetric_noise,
     corrupt_inputs,
     corrupt_labels,
@@ -14,7 +14,7 @@ from lossevo.noise import (
     pair_flip_target,
     symmetric_noise,
 )
-from lossevo.tasks import LabelNoise, Noise, TargetNoise
+from lossevo.evaluation.tasks import LabelNoise, Noise, TargetNoise
 
 N, C = 20000, 10
 

@@ -3,9 +3,9 @@ from deap import gp
 from hypothesis import given, settings
 from strategies import expressions
 
-from lossevo.grammar import build_pset, from_text
-from lossevo.parse import MAX_DEPTH, format_nodes, parse
-from lossevo.probes import check_expression
+from lossevo.symbolic.grammar import build_pset, from_text
+from lossevo.symbolic.parse import MAX_DEPTH, format_nodes, parse
+from lossevo.symbolic.probes import check_expression
 
 
 @given(expressions)

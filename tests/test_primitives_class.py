@@ -20,16 +20,22 @@ from hypothesis import strategies as st
 
 from lossevo.baselines import frontier
 from lossevo.baselines.losses import build_loss
-from lossevo.compile import compile_expression, runtime_namespace, torch_source
-from lossevo.grammar import ConstantSpec, build_pset, from_text
-from lossevo.loss import KINDS, SymbolicLoss, per_sample_loss
-from lossevo.models import build_module, init_params
-from lossevo.primitives import PRESETS, get_preset, lookup, names, preset_terminals
-from lossevo.reference import evaluate_numpy
-from lossevo.symbolic import KEY_KINDS, _training_form, canonical_key, to_latex, to_sympy
-from lossevo.tasks import Budget, ModelSpec
-from lossevo.training import Group, TrainingScheme, train_models
-from lossevo.variation import generate
+from lossevo.evaluation.models import build_module, init_params
+from lossevo.evaluation.tasks import Budget, ModelSpec
+from lossevo.evaluation.training import Group, TrainingScheme, train_models
+from lossevo.search.variation import generate
+from lossevo.symbolic.compile import compile_expression, runtime_namespace, torch_source
+from lossevo.symbolic.expression import KEY_KINDS, _training_form, canonical_key, to_latex, to_sympy
+from lossevo.symbolic.grammar import ConstantSpec, build_pset, from_text
+from lossevo.symbolic.loss import KINDS, SymbolicLoss, per_sample_loss
+from lossevo.symbolic.primitives import (
+    PRIMITIVE_SETS,
+    lookup,
+    names,
+    primitive_set,
+    primitive_set_terminals,
+)
+from lossevo.symbolic.reference import evaluate_numpy
 
 CPU = torch.device("cpu")
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
@@ -42,8 +48,8 @@ RCE = f"mul({RCE_SCALE!r}, mul(sub(1.0, y_true), y_pred))"  # −A·Σ_{k≠y} p
 NNCE = (f"mul(y_true, sub(1.0, div(add({ANL_A!r}, log(y_pred)), "
         f"csum(add({ANL_A!r}, log(y_pred))))))")
 
-_UNARY = [n for n in PRESETS["frontier"] if lookup(n).arity == 1]
-_BINARY = [n for n in PRESETS["frontier"] if lookup(n).arity == 2]
+_UNARY = [n for n in PRIMITIVE_SETS["frontier"] if lookup(n).arity == 1]
+_BINARY = [n for n in PRIMITIVE_SETS["frontier"] if lookup(n).arity == 2]
 frontier_expressions = st.recursive(
     st.one_of(st.sampled_from(["y_pred", "y_true", "t"]),
               st.floats(-5, 5, allow_nan=False).map(lambda x: repr(round(x, 3)))),
@@ -66,15 +72,15 @@ def _classification_batch(seed: int, n: int = 16, classes: int = 4, scale: float
 
 def test_ganetic_is_unchanged_and_frontier_extends_it():
     ganetic = ("add", "sub", "mul", "div", "sqrt", "log", "exp", "sin", "cos")
-    assert PRESETS["ganetic"] == ganetic
-    assert PRESETS["frontier"] == (*ganetic, "csum", "cmax")
-    assert preset_terminals("ganetic") == ("y_pred", "y_true")
-    assert preset_terminals("frontier") == ("y_pred", "y_true", "t")
-    assert [p.name for p in get_preset("frontier") if p.reduces_classes] == ["csum", "cmax"]
+    assert PRIMITIVE_SETS["ganetic"] == ganetic
+    assert PRIMITIVE_SETS["frontier"] == (*ganetic, "csum", "cmax")
+    assert primitive_set_terminals("ganetic") == ("y_pred", "y_true")
+    assert primitive_set_terminals("frontier") == ("y_pred", "y_true", "t")
+    assert [p.name for p in primitive_set("frontier") if p.reduces_classes] == ["csum", "cmax"]
     # every primitive of the table has a torch form in generated code
     assert {f"p_{n}" for n in names() if lookup(n).sympy_node} <= set(runtime_namespace())
     with pytest.raises(ValueError, match="unknown primitive set 'rich'; allowed: "):
-        preset_terminals("rich")
+        primitive_set_terminals("rich")
 
 
 def test_grammar_draws_the_new_primitives_only_in_the_frontier_preset():

@@ -1,7 +1,7 @@
 import pytest
 
 from lossevo import check_expression
-from lossevo.scale import measure_scale
+from lossevo.symbolic.scale import measure_scale
 
 GOOD = {
     "classification": [
@@ -71,7 +71,7 @@ def test_bad_input_raises():
 
 def test_a_scheduled_loss_is_checked_for_finiteness_at_both_ends_of_training():
     """A loss on the schedule t must be finite at t = 0 as well as at its default t = 1."""
-    from lossevo.probes import _finite_on_domain
+    from lossevo.symbolic.probes import _finite_on_domain
 
     def at_start_only_inf(pred, true, t=1.0):
         return pred * true + (float("inf") if t == 0.0 else 0.0)

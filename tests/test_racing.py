@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lossevo.fitness import evaluate_many
-from lossevo.racing import Racing, race
-from lossevo.tasks import Environment, load_task
+from lossevo.evaluation.fitness import evaluate_many
+from lossevo.evaluation.racing import Racing, race
+from lossevo.evaluation.tasks import Environment, load_task
 
 
 def test_race_saves_trainings_and_keeps_the_best():

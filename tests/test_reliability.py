@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import lossevo.campaign as campaign
+import lossevo.search.campaign as campaign
 from lossevo.cli import main
-from lossevo.report import status
-from lossevo.store import RunStore
-from lossevo.training import data_orders
+from lossevo.evaluation.training import data_orders
+from lossevo.search.report import status
+from lossevo.search.store import RunStore
 
 SEEDS = ('seed_expressions = ["mul(-1.0, mul(y_true, log(y_pred)))", '
          '"mul(y_true, sub(1.0, y_pred))"]')
@@ -137,7 +137,7 @@ def test_lock_is_held_across_processes(tmp_path, tiny):
     _, good = tiny
     run = tmp_path / "run"
     shutil.copytree(good, run)
-    code = ("import sys, time\nfrom lossevo.store import RunStore\n"
+    code = ("import sys, time\nfrom lossevo.search.store import RunStore\n"
             "with RunStore(sys.argv[1]).lock('run'):\n    print('locked', flush=True)\n"
             "    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE,

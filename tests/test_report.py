@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from lossevo.report import format_status, status, write_report
-from lossevo.store import RunStore
+from lossevo.search.report import format_status, status, write_report
+from lossevo.search.store import RunStore
 
 FULL = "mul(-1.0, mul(y_true, log(y_pred)))"
 PARTIAL = "mul(y_true, sub(1.0, y_pred))"

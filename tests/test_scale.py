@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lossevo.scale import MAX_GRADIENT, MAX_VALUE, Scale, measure_scale
+from lossevo.symbolic.scale import MAX_GRADIENT, MAX_VALUE, Scale, measure_scale
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 SCALE_TRICK = "div(sub(1.174, div(sub(-1.22, y_pred), y_true)), y_true)"  # from a campaign

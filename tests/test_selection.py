@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lossevo.racing import Racing
-from lossevo.selection import (
+from lossevo.evaluation.model_selection import (
     evaluate_instances,
     evaluate_settings,
     race_settings,
@@ -14,7 +13,8 @@ from lossevo.selection import (
     robust_score,
     top_overlap,
 )
-from lossevo.tasks import Environment, EnvKind, load_task
+from lossevo.evaluation.racing import Racing
+from lossevo.evaluation.tasks import Environment, EnvKind, load_task
 
 CE = "mul(-1.0, mul(y_true, log(y_pred)))"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from lossevo.fitness import evaluate
-from lossevo.models import build_module, init_params
-from lossevo.sharpness import top_hessian_eigenvalue
-from lossevo.tasks import ModelSpec, load_task
+from lossevo.evaluation.fitness import evaluate
+from lossevo.evaluation.models import build_module, init_params
+from lossevo.evaluation.sharpness import top_hessian_eigenvalue
+from lossevo.evaluation.tasks import ModelSpec, load_task
 
 
 def test_matches_the_explicit_hessian():

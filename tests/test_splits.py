@@ -5,14 +5,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-import lossevo.campaign as campaign
-import lossevo.data as data_module
-import lossevo.fitness as fitness
-from lossevo.data import load_dataset
-from lossevo.fitness import evaluate
-from lossevo.report import status
-from lossevo.store import RunStore
-from lossevo.tasks import load_task
+import lossevo.evaluation.data as data_module
+import lossevo.evaluation.fitness as fitness
+import lossevo.search.campaign as campaign
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.fitness import evaluate
+from lossevo.evaluation.tasks import load_task
+from lossevo.search.report import status
+from lossevo.search.store import RunStore
 
 CONFIG = """seed = 0
 instances = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossevo.statistics import fitness_vector, summarize, with_worst_env, worst_fitness
+from lossevo.evaluation.statistics import fitness_vector, summarize, with_worst_env, worst_fitness
 
 
 def test_worst_env_is_per_instance_minimum_or_mse_maximum():

@@ -7,10 +7,10 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from strategies import expressions
 
-from lossevo.compile import compile_expression
-from lossevo.parse import format_nodes, parse
-from lossevo.reference import evaluate_numpy
-from lossevo.symbolic import KEY_KINDS, Y_PRED, Y_TRUE, canonical_key, to_latex, to_sympy
+from lossevo.symbolic.compile import compile_expression
+from lossevo.symbolic.expression import KEY_KINDS, Y_PRED, Y_TRUE, canonical_key, to_latex, to_sympy
+from lossevo.symbolic.parse import format_nodes, parse
+from lossevo.symbolic.reference import evaluate_numpy
 
 POINTS = [(1e-6, 0.0), (0.03, 1.0), (0.5, 0.0), (0.77, 1.0), (1 - 1e-6, 1.0), (-3.2, 2.5)]
 
@@ -142,8 +142,8 @@ def test_latex_of_a_power_of_a_protected_function(fn):
 def test_scale_free_follows_the_optimizer_not_only_the_weight_decay():
     """Adam without weight decay ignores a positive factor on the loss, SGD does not: the key
     merges 3·g with g only when the trainer is scale-free."""
-    from lossevo.optimizers import ignores_loss_scale
-    from lossevo.tasks import Budget
+    from lossevo.evaluation.optimizers import ignores_loss_scale
+    from lossevo.evaluation.tasks import Budget
 
     g, scaled = "mul(y_true, log(y_pred))", "mul(3.0, mul(y_true, log(y_pred)))"
     adam, sgd = Budget(), Budget(optimizer="sgd")

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from lossevo.tasks import (
-    PRESETS,
+from lossevo.evaluation.tasks import (
+    TASK_PRESETS,
     Budget,
     DatasetName,
     Environment,
@@ -28,7 +28,7 @@ def test_presets_load_by_name():
     assert set(list_tasks()) >= REQUIRED
     for name in list_tasks():
         task = load_task(name)
-        assert task.name == name and task is PRESETS[name]
+        assert task.name == name and task is TASK_PRESETS[name]
 
 
 def test_reference_protocol_preset():
@@ -53,12 +53,12 @@ def test_with_overrides_and_replace():
 
 
 def test_optimizer_defaults_to_adam_and_is_overridable(tmp_path):
-    assert all(t.budget.optimizer is OptimizerName.ADAM for t in PRESETS.values())
+    assert all(t.budget.optimizer is OptimizerName.ADAM for t in TASK_PRESETS.values())
     t = load_task("digits-sym-0.4").with_overrides(budget={"optimizer": "sgd", "lr": 0.05})
     assert t.budget.optimizer is OptimizerName.SGD and t.budget.momentum == 0.9
     assert t.budget.epochs == 150 and t.budget.lr == 0.05
     assert budget_text(t.budget) == "150 ep, batch 64, SGD (momentum 0.9) lr 0.05"
-    assert budget_text(PRESETS["digits-sym-0.4"].budget) == "150 ep, batch 64, Adam lr 0.001"
+    assert budget_text(TASK_PRESETS["digits-sym-0.4"].budget) == "150 ep, batch 64, Adam lr 0.001"
     path = tmp_path / "t.toml"
     path.write_text('base = "digits-sym-0.4"\n[budget]\noptimizer = "sgd"\nmomentum = 0.5\n')
     t = load_task(path)
@@ -147,7 +147,7 @@ def test_direct_construction_validates():
 def test_docs_table_is_current():
     from pathlib import Path
 
-    from lossevo.tasks import presets_markdown
+    from lossevo.evaluation.tasks import presets_markdown
 
     docs = Path(__file__).resolve().parents[1] / "docs" / "tasks.md"
     assert presets_markdown() in docs.read_text()

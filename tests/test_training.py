@@ -6,10 +6,10 @@ import dataclasses
 
 import torch
 
-from lossevo.models import build_module, init_params, stacked_forward
-from lossevo.optimizers import ignores_loss_scale, make_optimizer
-from lossevo.tasks import Budget, ModelSpec, OptimizerName
-from lossevo.training import Group, data_orders, train_models
+from lossevo.evaluation.models import build_module, init_params, stacked_forward
+from lossevo.evaluation.optimizers import ignores_loss_scale, make_optimizer
+from lossevo.evaluation.tasks import Budget, ModelSpec, OptimizerName
+from lossevo.evaluation.training import Group, data_orders, train_models
 
 CPU = torch.device("cpu")
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lossevo.baselines import frontier
-from lossevo.loss import one_hot, per_sample_loss
+from lossevo.symbolic.loss import one_hot, per_sample_loss
 
 __all__ = ["KINDS", "LOSSES", "REGRESSION_LOSSES", "REGRESSION_TUNING_GRIDS", "TUNING_GRIDS",
            "PerSampleLoss", "build_loss", "grid_points", "loss_defaults"]
@@ -350,7 +350,7 @@ class PerSampleLoss:
     @property
     def weight_l1(self) -> float:
         """δ of the penalty δ‖θ‖₁ on the model's parameters that this loss asks of the
-        trainer (`lossevo.training.train_models` adds δ·sign(θ) to each of its models'
+        trainer (`lossevo.evaluation.training.train_models` adds δ·sign(θ) to each of its models'
         gradients); 0 for a pure function of the outputs. Calling the loss never includes it."""
         key = _spec(self.name, self.kind).weight_l1
         return float(dict(self.params)[key]) if key is not None else 0.0

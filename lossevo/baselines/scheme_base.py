@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from lossevo.data import load_dataset
-from lossevo.tasks import DatasetName, EnvKind, Task
-from lossevo.training import SchemeContext, TrainingScheme
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.tasks import DatasetName, EnvKind, Task
+from lossevo.evaluation.training import SchemeContext, TrainingScheme
 
 __all__ = ["DEFAULT_EPSILON", "BaselineScheme", "SeedStreams", "attack_epsilon", "input_clip"]
 

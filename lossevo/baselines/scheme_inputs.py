@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from lossevo.baselines.scheme_base import BaselineScheme, SeedStreams, attack_epsilon, input_clip
-from lossevo.models import Params
-from lossevo.tasks import DatasetName
-from lossevo.training import Batch, SchemeContext
+from lossevo.evaluation.models import Params
+from lossevo.evaluation.tasks import DatasetName
+from lossevo.evaluation.training import Batch, SchemeContext
 
 __all__ = [
     "AdversarialFGSM",

@@ -15,12 +15,12 @@ import torch
 
 from dro.nn import chi2_weights
 from lossevo.baselines.scheme_base import BaselineScheme, SeedStreams
-from lossevo.data import load_dataset
-from lossevo.environments import shifted_set
-from lossevo.loss import one_hot
-from lossevo.models import Params
-from lossevo.tasks import EnvKind, Task
-from lossevo.training import Batch, SchemeContext
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.environments import shifted_set
+from lossevo.evaluation.models import Params
+from lossevo.evaluation.tasks import EnvKind, Task
+from lossevo.evaluation.training import Batch, SchemeContext
+from lossevo.symbolic.loss import one_hot
 
 __all__ = [
     "GROUP_ENV_KINDS",

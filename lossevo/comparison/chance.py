@@ -11,7 +11,7 @@ spread over instances.
 A constant ignores its inputs, so input shifts and attacks (gauss, rotate, translate,
 rescale, FGSM, PGD) leave its score at the clean one; environments that redraw the labels do
 not: subgroup resampling changes the class shares, xshift draws new targets. Each
-environment is therefore rebuilt exactly as lossevo.fitness builds the test environments
+environment is therefore rebuilt exactly as lossevo.evaluation.fitness builds the test environments
 (same split, same seed stream per environment) and the constant is scored on it with the
 same formulas (accuracy; R² = 1 − MSE / Var(y) with the population variance).
 """
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from lossevo.data import load_dataset
-from lossevo.tasks import Task
+from lossevo.evaluation.data import load_dataset
+from lossevo.evaluation.tasks import Task
 
 __all__ = ["CHANCE", "chance_scores", "environment_labels"]
 
@@ -32,8 +32,8 @@ CHANCE = "chance"  # the row's label in every table
 
 def environment_labels(task: Task, seed: int, split: str = "test") -> dict[str, np.ndarray]:
     """{environment: labels or targets of its `split` set}: the very sets an evaluation with
-    `seed` is scored on (lossevo.fitness.environment_sets)."""
-    from lossevo.fitness import environment_sets
+    `seed` is scored on (lossevo.evaluation.fitness.environment_sets)."""
+    from lossevo.evaluation.fitness import environment_sets
 
     sets = environment_sets(task, seed, split)
     return {env.name: np.asarray(y) for env, (_, y) in zip(task.environments, sets, strict=True)}

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lossevo.config import BACKENDS, Backend, read_toml
-from lossevo.tasks import Task, load_task
+from lossevo.evaluation.tasks import Task, load_task
+from lossevo.search.backends import BACKENDS
+from lossevo.search.config import BackendConfig, read_toml
 
 __all__ = [
     "CompareConfig",
@@ -65,7 +66,7 @@ class CompareConfig:
     seed: int = 0
     instances: int = 8
     baseline: str | None = None
-    backend: Backend = field(default_factory=lambda: Backend(chunk=1))
+    backend: BackendConfig = field(default_factory=lambda: BackendConfig(chunk=1))
     tune: bool = False
     tune_evolved: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -152,9 +153,9 @@ def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[
     top = item.get("top", 1)
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         _fail(f"{where}.top", top, "an integer >= 1")
-    from lossevo.optimizers import ignores_loss_scale
-    from lossevo.report import status
-    from lossevo.symbolic import canonical_key
+    from lossevo.evaluation.optimizers import ignores_loss_scale
+    from lossevo.search.report import status
+    from lossevo.symbolic.expression import canonical_key
 
     # the top N losses that train differently on every task compared: a run recorded before a
     # normalization was added can hold two texts of one (e.g. sqrt(a - b), 2·sqrt(b - a) + 1).
@@ -170,7 +171,7 @@ def _evolved(item: dict[str, Any], where: str, tasks: tuple[Task, ...]) -> list[
             keys.add(key)
             records.append(rec)
     if scale_free:  # and what algebra misses, measured (Adam ignores a positive scale)
-        from lossevo.equivalence import distinct
+        from lossevo.symbolic.equivalence import distinct
 
         records = [records[i] for i in distinct([r["expression"] for r in records],
                                                 sorted({t.kind for t in tasks}))]
@@ -283,9 +284,9 @@ def _task(item: Any, where: str) -> Task:
     return task.with_overrides(**data) if data else task
 
 
-def _backend(data: Any) -> Backend:
+def _backend(data: Any) -> BackendConfig:
     if data is None:
-        return Backend(chunk=1)
+        return BackendConfig(chunk=1)
     if not isinstance(data, dict):
         _fail("backend", data, "a table with keys " + ", ".join(_BACKEND_KEYS))
     for key in data:
@@ -294,7 +295,7 @@ def _backend(data: Any) -> Backend:
     if data.get("name", "process") not in BACKENDS:
         _fail("backend.name", data["name"], ", ".join(BACKENDS))
     try:
-        return Backend(**{"chunk": 1, **data})
+        return BackendConfig(**{"chunk": 1, **data})
     except TypeError as exc:
         raise ValueError(f"compare config table 'backend': {exc}") from None
 

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lossevo.backends import make_backend
 from lossevo.comparison.config import CompareConfig, Contender, load_compare_config
 from lossevo.comparison.units import UnitStore, check_out_dir
-from lossevo.tasks import Task
+from lossevo.evaluation.tasks import Task
+from lossevo.search.backends import make_backend
 
 __all__ = ["CompareInterrupted", "compare", "make_units", "run_comparison", "run_unit"]
 
@@ -83,7 +83,7 @@ def run_unit(payload: dict[str, Any]) -> list[Result]:
     """Worker entry point: train one unit's contenders on its task; plain data in and out."""
     import torch
 
-    from lossevo.fitness import evaluate_many
+    from lossevo.evaluation.fitness import evaluate_many
 
     task: Task = payload["task"]
     contenders = [Contender(**d) for d in payload["contenders"]]

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 from lossevo.comparison.config import Contender
-from lossevo.racing import Racing, race
-from lossevo.tasks import Task
+from lossevo.evaluation.racing import Racing, race
+from lossevo.evaluation.tasks import Task
 
 __all__ = ["EVOLVED_SCALES", "TUNING_RACING", "apply_point", "grid", "grids_for_unit",
            "point_text", "racing_settings", "scale_constants", "tune"]
@@ -43,7 +43,7 @@ Build = Callable[[Contender, Task], tuple[Any, Any]]
 
 
 def _constants(expression: str) -> list[float]:
-    from lossevo.parse import parse
+    from lossevo.symbolic.parse import parse
 
     return [n.value for n in parse(expression) if n.kind == "constant" and n.value != 0]
 
@@ -51,7 +51,7 @@ def _constants(expression: str) -> list[float]:
 def scale_constants(expression: str, factor: float) -> str:
     """The expression with every numeric constant multiplied by ``factor`` (shortest float
     text; the tree is otherwise unchanged)."""
-    from lossevo.parse import format_nodes, parse
+    from lossevo.symbolic.parse import format_nodes, parse
 
     return format_nodes([dataclasses.replace(n, value=float(f"{n.value * factor:.12g}"))
                          if n.kind == "constant" else n for n in parse(expression)])
@@ -139,7 +139,7 @@ def tune(c: Contender, task: Task, points: list[Point], build: Build, *, instanc
          seed: int, device: Any) -> tuple[Contender, dict[str, Any]]:
     """Choose ``c``'s grid point on validation (see the module docstring); returns the
     contender with the chosen point applied and a plain record of every point's outcome."""
-    from lossevo.fitness import evaluate_many
+    from lossevo.evaluation.fitness import evaluate_many
 
     started = time.perf_counter()
     variants = [apply_point(c, p) for p in points]

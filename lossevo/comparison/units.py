@@ -53,7 +53,7 @@ def _json_default(value: Any) -> Any:
 def unit_key(unit: dict[str, Any]) -> str:
     """A hash of what decides a unit's numbers (see the module docstring)."""
     from lossevo import __version__
-    from lossevo.fitness import resolve_device
+    from lossevo.evaluation.fitness import resolve_device
 
     ident = {"task": dataclasses.asdict(unit["task"]), "contenders": unit["contenders"],
              "instances": unit["instances"], "seed": unit["seed"], "threads": unit["threads"],
