@@ -15,6 +15,7 @@ from lossevo.evaluation.racing import Racing
 from lossevo.evaluation.tasks import Budget, Environment, Noise, Task, list_tasks, load_task
 from lossevo.symbolic.compile import compile_expression
 from lossevo.symbolic.expression import canonical_key, to_latex, to_sympy
+from lossevo.symbolic.kinds import TaskKind
 from lossevo.symbolic.loss import SymbolicLoss
 from lossevo.symbolic.probes import check_expression
 from lossevo.symbolic.scale import Scale, measure_scale
@@ -30,6 +31,7 @@ __all__ = [
     "Scale",
     "SymbolicLoss",
     "Task",
+    "TaskKind",
     "__version__",
     "canonical_key",
     "check_expression",

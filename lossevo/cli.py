@@ -81,20 +81,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args) -> str:
-    from lossevo.search.campaign import load_run_config
+    from lossevo.search.run_config import load_run_config
     from lossevo.search.store import RunStore
     from lossevo.symbolic.export import export_loss
 
     store = RunStore(args.run_dir)
     cfg, _ = load_run_config(store)
-    hof = store.load_checkpoint()["hall_of_fame"]
+    hof = store.load_state().hall_of_fame
     if not 1 <= args.rank <= len(hof):
         raise ValueError(f"--rank {args.rank} is not allowed; the hall of fame has ranks "
                          f"1..{len(hof)}")
     rec = hof[args.rank - 1]
-    path = export_loss(rec["expression"], args.output, kind=cfg.task.kind,
-                       fitness=tuple(rec["fitness"]), metrics=rec["metrics"])
-    return f"wrote {path} (rank {args.rank}: {rec['expression']})"
+    path = export_loss(rec.expression, args.output, kind=cfg.task.kind,
+                       fitness=rec.fitness, metrics=dict(rec.metrics))
+    return f"wrote {path} (rank {args.rank}: {rec.expression})"
 
 
 def _dispatch(args) -> None:
@@ -160,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             from lossevo.search.store import RunStore
 
             where = args.out if args.command == "run" else args.run_dir
-            kept = ("the last complete generation is kept"
-                    if RunStore(where).checkpoint_path.exists()
+            kept = ("the last complete generation is kept" if RunStore(where).has_checkpoint()
                     else "no generation was complete yet")
             hint = f"{kept}: continue with 'lossevo resume {where}'"
         print(f"lossevo: interrupted{'; ' if hint else ''}{hint}", file=sys.stderr)

@@ -22,6 +22,7 @@ from lossevo.search.constant_tuning import (
     tune_step,
     with_constants,
 )
+from lossevo.search.records import CandidateRecord, Result
 from lossevo.search.report import status
 from lossevo.search.store import RunStore
 from lossevo.symbolic.parse import parse
@@ -166,8 +167,8 @@ def test_search_ranks_ties_and_rejections_without_trouble():
 
 
 def _rec(i, expr, fit, *, key=None, size=3, rejected=None, fidelity=1.0, raced_out=False):
-    return {"id": i, "expression": expr, "canonical_key": key or expr, "fitness": [fit, 0.0],
-            "size": size, "rejected": rejected, "fidelity": fidelity, "raced_out": raced_out}
+    return CandidateRecord(id=i, expression=expr, canonical_key=key or expr, fitness=(fit, 0.0),
+                           size=size, rejected=rejected, fidelity=fidelity, raced_out=raced_out)
 
 
 def test_score_orders_like_selection_tiers():
@@ -186,24 +187,23 @@ def test_pick_takes_the_best_distinct_untuned_functions_with_constants():
             _rec(5, "mul(6.0, y_pred)", 0.99, raced_out=True),
             _rec(6, "mul(7.0, y_pred)", 0.99, fidelity=1 / 3),
             _rec(7, "mul(8.0, y_pred)", 0.6), _rec(8, "mul(9.0, y_pred)", 0.8)]
-    assert [r["id"] for r in pick(pool, 3, [])] == [8, 2, 7]
-    assert [r["id"] for r in pick(pool, 3, ["mul(9.0, y_pred)"])] == [2, 7, 0]
+    assert [r.id for r in pick(pool, 3, [])] == [8, 2, 7]
+    assert [r.id for r in pick(pool, 3, ["mul(9.0, y_pred)"])] == [2, 7, 0]
     assert pick(pool, 2, ["mul(9.0, y_pred)", "same", "mul(8.0, y_pred)",
                           "mul(2.0, y_pred)"]) == []
 
 
 def test_tune_step_children_counts_and_determinism():
-    def fake_evaluate(recs):  # fitness peaks at the constant 1.3; 2 trainings per new function
-        hits = 0
-        for r in recs:
-            r["canonical_key"] = r["expression"]
-            r["cached"] = r["canonical_key"] in cache
-            hits += r["cached"]
-            c = constants(r["expression"])[0]
-            cache.setdefault(r["canonical_key"], {"trainings": 2, "model_epochs": 6})
-            r.update(fitness=[-(c - 1.3) ** 2, 0.0], rejected=None, fidelity=1.0,
-                     raced_out=False, size=3)
-        return {"evaluated": len(recs) - hits, "hits": hits, "rejected": 0}
+    def fake_evaluate(kids):  # fitness peaks at the constant 1.3; 2 trainings per new function
+        recs = []
+        for kid in kids:
+            cached = kid.expression in cache
+            cache.setdefault(kid.expression, Result((0.0,), trainings=2, model_epochs=6))
+            c = constants(kid.expression)[0]
+            recs.append(CandidateRecord.from_result(kid, kid.expression, 3,
+                                                    Result((-(c - 1.3) ** 2, 0.0)), cached=cached))
+        hits = sum(r.cached for r in recs)
+        return recs, {"evaluated": len(recs) - hits, "hits": hits, "rejected": 0}
 
     pool = [_rec(0, "mul(0.2, y_pred)", -(0.2 - 1.3) ** 2), _rec(1, "y_pred", 1.0),
             _rec(2, "mul(1.3, y_pred)", 0.0)]
@@ -213,13 +213,13 @@ def test_tune_step_children_counts_and_determinism():
         cache, done = {}, []
         children, counts = tune_step(pool, settings, fake_evaluate, seed=5, generation=2,
                                      decimals=3, done=done, cache=cache)
-        runs.append([c["expression"] for c in children])
+        runs.append([c.expression for c in children])
         assert done == ["mul(1.3, y_pred)", "mul(0.2, y_pred)"]  # best first; none is skipped
-        assert len(children) == 1 and children[0]["operator"] == "tune"
-        assert children[0]["parents"] == [0] and children[0]["fitness"][0] > pool[0]["fitness"][0]
+        assert len(children) == 1 and children[0].operator == "tune"
+        assert children[0].parents == (0,) and children[0].fitness[0] > pool[0].fitness[0]
         assert counts["candidates"] == 2 and counts["proposals"] == 12
         assert counts["trainings"] == 2 * counts["evaluated"] and counts["children"] == 1
-        assert counts["gain"] == children[0]["fitness"][0] - pool[0]["fitness"][0]
+        assert counts["gain"] == children[0].fitness[0] - pool[0].fitness[0]
         assert "tuned 2 candidate(s): 12 proposals" in describe(counts)
     assert runs[0] == runs[1]
     children, counts = tune_step(pool, settings, fake_evaluate, seed=5, generation=3,
@@ -286,7 +286,7 @@ def test_crash_in_the_middle_of_tuning_resumes_exactly(tmp_path, monkeypatch, tu
     calls = []
 
     def crash_in_second_round_of_gen1(self, records, backend):
-        if self.state["generation"] == 0 and records and records[0]["operator"] == "tune":
+        if self.state.generation == 0 and records and records[0].operator == "tune":
             calls.append(1)
             if len(calls) == 2:
                 raise KeyboardInterrupt("simulated kill while tuning")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 from pathlib import Path
@@ -22,6 +23,7 @@ from lossevo.evaluation.racing import Racing
 from lossevo.evaluation.tasks import load_task
 from lossevo.search.config import config_from_mapping, load_config, read_toml
 from lossevo.search.evolution import hall_of_fame, select
+from lossevo.search.records import CandidateRecord
 from lossevo.search.report import status
 from lossevo.search.store import RunStore
 
@@ -108,12 +110,9 @@ def test_successive_halving_ties_and_nan_and_nothing_valid():
 
 
 # --- ranking: an eliminated candidate never outranks a full-fidelity one ---------------------
-def _rec(i, fit, fidelity=None, rejected=None, size=5):
-    rec = {"id": i, "expression": f"e{i}", "canonical_key": f"k{i}", "fitness": [fit, 0.0],
-           "size": size, "rejected": rejected}
-    if fidelity is not None:
-        rec["fidelity"] = fidelity
-    return rec
+def _rec(i, fit, fidelity=1.0, rejected=None, size=5):
+    return CandidateRecord(id=i, expression=f"e{i}", canonical_key=f"k{i}", fitness=(fit, 0.0),
+                           size=size, rejected=rejected, fidelity=fidelity)
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +134,14 @@ def test_eliminated_candidates_rank_below_survivors(cfg):
 
     chosen = select_by_tier(pool, mu, within)
     assert len(chosen) == mu
-    assert {r["id"] for r in chosen[:5]} == {0, 1, 2, 9, 20}  # whole tiers first
-    assert chosen[5]["fidelity"] == 1 / 9 and all(not r["rejected"] for r in chosen)
+    assert {r.id for r in chosen[:5]} == {0, 1, 2, 9, 20}  # whole tiers first
+    assert chosen[5].fidelity == 1 / 9 and all(not r.rejected for r in chosen)
     hof = hall_of_fame_by_tier([], pool, 5, hall_of_fame)
-    assert [r["id"] for r in hof] == [2, 1, 0, 9, 20]
-    assert [r["id"] for r in hall_of_fame_by_tier(hof[:2], low, 3, hall_of_fame)] == [2, 1, 10]
+    assert [r.id for r in hof] == [2, 1, 0, 9, 20]
+    assert [r.id for r in hall_of_fame_by_tier(hof[:2], low, 3, hall_of_fame)] == [2, 1, 10]
     # copies of one function fill in only when there are too few distinct functions
-    assert select_by_tier([full[0], dict(full[0])], 4, within) == [full[0], full[0]]
+    copy = dataclasses.replace(full[0])
+    assert select_by_tier([full[0], copy], 4, within) == [full[0], full[0]]
 
 
 def test_ranking_of_evaluations():
@@ -157,8 +157,8 @@ def test_ranking_of_evaluations():
 
 def test_racing_inside_a_rung_never_outranks_completed(cfg):
     done = _rec(0, 0.4, 1.0)
-    raced = {**_rec(1, 0.9, 1.0, size=1), "raced_out": True}
-    assert [r["id"] for r in hall_of_fame_by_tier([], [raced, done], 5, hall_of_fame)] == [0, 1]
+    raced = dataclasses.replace(_rec(1, 0.9, 1.0, size=1), raced_out=True)
+    assert [r.id for r in hall_of_fame_by_tier([], [raced, done], 5, hall_of_fame)] == [0, 1]
     assert select_by_tier([raced, done], 1, lambda recs, n: recs[:n]) == [done]
 
 

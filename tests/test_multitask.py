@@ -14,6 +14,7 @@ from lossevo.evaluation.sizing import check_campaign
 from lossevo.evaluation.tasks import load_task
 from lossevo.search.config import CampaignConfig, config_from_mapping, load_config
 from lossevo.search.multitask import MultiTask, combine, normalize, reference
+from lossevo.search.records import Result
 from lossevo.search.report import status
 from lossevo.search.store import RunStore
 
@@ -142,22 +143,22 @@ def test_normalization_by_hand():
     refs = {"aggregate": "normalized_mean", "tasks": {"a": ref, "b": other}}
 
     def res(score, rejected=None):
-        return {"fitness": [score, -0.01], "metrics": {"accuracy.clean.mean": score},
-                "rejected": rejected, "seconds": 1.0, "trainings": 2, "worker": "w",
-                "raced_out": False, "model_epochs": 4}
+        return Result(fitness=(score, -0.01), metrics={"accuracy.clean.mean": score},
+                      rejected=rejected, seconds=1.0, trainings=2, worker="w",
+                      raced_out=False, model_epochs=4)
 
     mean = combine(refs, [res(0.3), res(0.6)])  # normalized 0.5 and 1.0
-    assert mean["fitness"] == [pytest.approx(0.75)] and mean["rejected"] is None
-    assert mean["metrics"]["normalized/a"] == pytest.approx(0.5)
-    assert mean["tasks"]["b"]["fitness"] == [0.6, -0.01]
-    assert (mean["seconds"], mean["trainings"], mean["model_epochs"]) == (2.0, 4, 8)
+    assert mean.fitness == (pytest.approx(0.75),) and mean.rejected is None
+    assert mean.metrics["normalized/a"] == pytest.approx(0.5)
+    assert mean.tasks["b"]["fitness"] == [0.6, -0.01]
+    assert (mean.seconds, mean.trainings, mean.model_epochs) == (2.0, 4, 8)
     worst = combine({**refs, "aggregate": "worst"}, [res(0.3), res(0.6)])
-    assert worst["fitness"] == [pytest.approx(0.5)]
+    assert worst.fitness == (pytest.approx(0.5),)
     one_bad = combine(refs, [res(0.3), res(-math.inf, "nan loss")])
-    assert one_bad["fitness"] == [-math.inf] and one_bad["rejected"] == "task b: nan loss"
-    assert one_bad["tasks"]["a"]["normalized"] == pytest.approx(0.5)
+    assert one_bad.fitness == (-math.inf,) and one_bad.rejected == "task b: nan loss"
+    assert one_bad.tasks["a"]["normalized"] == pytest.approx(0.5)
     both = combine(refs, [res(-math.inf, "probe: x"), res(-math.inf, "probe: x")])
-    assert both["rejected"] == "probe: x"  # one reason for all tasks: said once
+    assert both.rejected == "probe: x"  # one reason for all tasks: said once
 
 
 def test_a_baseline_at_chance_falls_back_to_the_perfect_score():

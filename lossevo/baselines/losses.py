@@ -20,12 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from lossevo.baselines import frontier
+from lossevo.symbolic.kinds import TaskKind
 from lossevo.symbolic.loss import one_hot, per_sample_loss
+from lossevo.validation import not_allowed
 
-__all__ = ["KINDS", "LOSSES", "REGRESSION_LOSSES", "REGRESSION_TUNING_GRIDS", "TUNING_GRIDS",
-           "PerSampleLoss", "build_loss", "grid_points", "loss_defaults"]
+__all__ = ["LOSSES", "LOSS_KINDS", "REGRESSION_LOSSES", "REGRESSION_TUNING_GRIDS",
+           "TUNING_GRIDS", "PerSampleLoss", "build_loss", "grid_points", "loss_defaults"]
 
-KINDS = ("classification", "regression")
+# The task kinds that have built-in losses (none is binary yet).
+LOSS_KINDS = (TaskKind.CLASSIFICATION, TaskKind.REGRESSION)
 Tensor = torch.Tensor
 
 
@@ -88,12 +91,12 @@ def _ce(logits: Tensor, targets: Tensor) -> Tensor:
 def _mae(logits: Tensor, targets: Tensor) -> Tensor:
     """Σ|p − y| = 2(1 − p_y) on softmax probabilities (Ghosh et al., AAAI 2017: robust to
     symmetric noise because the sum over all labels is constant)."""
-    return per_sample_loss(lambda p, y: (p - y).abs(), logits, targets, "classification")
+    return per_sample_loss(lambda p, y: (p - y).abs(), logits, targets, TaskKind.CLASSIFICATION)
 
 
 def _mse(logits: Tensor, targets: Tensor) -> Tensor:
     """Σ(p − y)² on softmax probabilities (Brier score)."""
-    return per_sample_loss(lambda p, y: (p - y) ** 2, logits, targets, "classification")
+    return per_sample_loss(lambda p, y: (p - y) ** 2, logits, targets, TaskKind.CLASSIFICATION)
 
 
 def _label_smoothing(logits: Tensor, targets: Tensor, eps: float) -> Tensor:
@@ -200,7 +203,7 @@ def _ganetic(logits: Tensor, targets: Tensor) -> Tensor:
         p = p.clamp(1e-7, 1.0 - 1e-7)
         return p**3 + torch.sqrt((3.985 * y / (p + 1e-8)).abs() + 1e-8)
 
-    return per_sample_loss(fn, logits, targets, "classification")
+    return per_sample_loss(fn, logits, targets, TaskKind.CLASSIFICATION)
 
 
 def _ngl(logits: Tensor, targets: Tensor) -> Tensor:
@@ -208,7 +211,7 @@ def _ngl(logits: Tensor, targets: Tensor) -> Tensor:
     found by genetic programming); summed over classes (the reference averages, a factor C)."""
     return per_sample_loss(
         lambda p, y: torch.exp(2.4092 - p - p * y) - torch.cos(torch.cos(torch.sin(p))),
-        logits, targets, "classification")
+        logits, targets, TaskKind.CLASSIFICATION)
 
 
 _CLASSIFICATION: dict[str, _Spec] = {
@@ -318,11 +321,11 @@ REGRESSION_TUNING_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
 
 
 def _registry(kind: str) -> dict[str, _Spec]:
-    if kind == "classification":
+    if kind == TaskKind.CLASSIFICATION:
         return _CLASSIFICATION
-    if kind == "regression":
+    if kind == TaskKind.REGRESSION:
         return _REGRESSION
-    raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(LOSS_KINDS)}")
 
 
 def _spec(name: str, kind: str) -> _Spec:
@@ -339,7 +342,7 @@ class PerSampleLoss:
     which validates."""
 
     name: str
-    kind: str = "classification"
+    kind: str = TaskKind.CLASSIFICATION
     params: tuple[tuple[str, float], ...] = ()
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
@@ -361,20 +364,21 @@ class PerSampleLoss:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params)})"
 
 
-def loss_defaults(name: str, kind: str = "classification") -> dict[str, float]:
+def loss_defaults(name: str, kind: str = TaskKind.CLASSIFICATION) -> dict[str, float]:
     """The default hyperparameters of a named loss (official code, MNIST family where given)."""
     return dict(_spec(name, kind).defaults)
 
 
-def grid_points(name: str, kind: str = "classification") -> list[dict[str, float]]:
+def grid_points(name: str, kind: str = TaskKind.CLASSIFICATION) -> list[dict[str, float]]:
     """The points of the loss's declared tuning grid, as `build_loss` overrides (the Cartesian
     product of `TUNING_GRIDS[name]`); `[{}]` (the defaults alone) when nothing is tuned."""
     _spec(name, kind)
-    grid = (TUNING_GRIDS if kind == "classification" else REGRESSION_TUNING_GRIDS)[name]
+    grid = (TUNING_GRIDS if kind == TaskKind.CLASSIFICATION else REGRESSION_TUNING_GRIDS)[name]
     return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
-def build_loss(name: str, kind: str = "classification", **params: float) -> PerSampleLoss:
+def build_loss(name: str, kind: str = TaskKind.CLASSIFICATION,
+               **params: float) -> PerSampleLoss:
     """The named loss with its defaults, overridden by `params` (validated against the
     loss's allowed ranges). Names: `LOSSES` (classification), `REGRESSION_LOSSES`."""
     spec = _spec(name, kind)
@@ -386,7 +390,6 @@ def build_loss(name: str, kind: str = "classification", **params: float) -> PerS
                              f"allowed: {allowed}")
         rng = spec.ranges[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value not in rng:
-            raise ValueError(f"{name} hyperparameter {key} = {value!r} is not allowed; "
-                             f"allowed: {rng}")
+            raise not_allowed(f"{name} hyperparameter {key}", value, str(rng))
         values[key] = int(value) if rng.integer else float(value)
     return PerSampleLoss(name, kind, tuple(values.items()))

@@ -19,6 +19,8 @@ import torch
 from lossevo.evaluation.data import load_dataset
 from lossevo.evaluation.tasks import DatasetName, EnvKind, Task
 from lossevo.evaluation.training import SchemeContext, TrainingScheme
+from lossevo.symbolic.kinds import TaskKind
+from lossevo.validation import not_allowed
 
 __all__ = ["DEFAULT_EPSILON", "BaselineScheme", "SeedStreams", "attack_epsilon", "input_clip"]
 
@@ -40,7 +42,7 @@ class BaselineScheme(TrainingScheme):
         return f"{self.name}({args})"
 
     def applies_to(self, task: Task) -> str | None:
-        if task.kind != "classification":
+        if task.kind is not TaskKind.CLASSIFICATION:
             return (f"{self.name} is for classification tasks; task {task.name} is "
                     f"{task.kind}")
         if self.images_only and task.dataset is not DatasetName.DIGITS:
@@ -50,8 +52,8 @@ class BaselineScheme(TrainingScheme):
 
     def _check(self, param: str, ok: bool, allowed: str) -> None:
         if not ok:
-            raise ValueError(f"{self.name} parameter {param}={getattr(self, param)!r} is not "
-                             f"allowed; allowed: {allowed}")
+            raise not_allowed(f"{self.name} parameter {param}", getattr(self, param), allowed,
+                              sep="=")
 
     def _number(self, param: str, lo: float, hi: float = math.inf, *, lo_open: bool = False,
                 hi_open: bool = False, allowed: str = "") -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from lossevo.evaluation.data import load_dataset
 from lossevo.evaluation.tasks import Task
+from lossevo.symbolic.kinds import TaskKind
 
 __all__ = ["CHANCE", "chance_scores", "environment_labels"]
 
@@ -45,7 +46,7 @@ def chance_scores(task: Task, seed: int, split: str = "test") -> dict[str, Any]:
     "clean", "worst_env"}`` (``clean``: the clean environment, else the first one)."""
     data = load_dataset(task)
     envs: dict[str, float] = {}
-    if task.kind == "regression":
+    if task.kind is TaskKind.REGRESSION:
         constant: float | int = float(np.asarray(data.y_train, dtype=np.float64).mean())
         for name, y in environment_labels(task, seed, split).items():
             y = y.astype(np.float64)

@@ -15,11 +15,13 @@ import ast
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lossevo.evaluation.tasks import Task, load_task
 from lossevo.search.backends import BACKENDS
 from lossevo.search.config import BackendConfig, read_toml
+from lossevo.toml_sections import table_values
+from lossevo.validation import not_allowed
 
 __all__ = [
     "CompareConfig",
@@ -33,7 +35,7 @@ _TOP = ("seed", "instances", "tasks", "contenders", "baseline", "backend", "tune
         "tune_evolved")
 # Built-in contenders that are a loss with an option rather than a loss of their own.
 _VARIANTS = {"ce_early_stop": {"loss": "ce", "early_stop": True}}
-_BACKEND_KEYS = ("name", "workers", "scheduler", "chunk")
+_PREFIX = "compare config key"
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,8 @@ class CompareConfig:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"compare config key {key!r} = {value!r} is not allowed; allowed: {allowed}")
+def _fail(key: str, value: Any, allowed: str) -> NoReturn:
+    raise not_allowed(key, value, allowed, prefix=_PREFIX)
 
 
 def _builtins() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -287,15 +289,11 @@ def _task(item: Any, where: str) -> Task:
 def _backend(data: Any) -> BackendConfig:
     if data is None:
         return BackendConfig(chunk=1)
-    if not isinstance(data, dict):
-        _fail("backend", data, "a table with keys " + ", ".join(_BACKEND_KEYS))
-    for key in data:
-        if key not in _BACKEND_KEYS:
-            _fail(f"backend.{key}", data[key], "keys " + ", ".join(_BACKEND_KEYS))
-    if data.get("name", "process") not in BACKENDS:
-        _fail("backend.name", data["name"], ", ".join(BACKENDS))
+    values = table_values("backend", BackendConfig, data, prefix=_PREFIX)
+    if values.get("name", "process") not in BACKENDS:
+        _fail("backend.name", values["name"], ", ".join(BACKENDS))
     try:
-        return BackendConfig(**{"chunk": 1, **data})
+        return BackendConfig(**{"chunk": 1, **values})
     except TypeError as exc:
         raise ValueError(f"compare config table 'backend': {exc}") from None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lossevo.comparison.config import CompareConfig
+from lossevo.symbolic.kinds import TaskKind
 
 __all__ = ["write_plots"]
 
@@ -64,7 +65,7 @@ def _noise_groups(cfg: CompareConfig) -> dict[tuple[str, str], list[Any]]:
     """Tasks of the same dataset and label-noise type, one group per pair."""
     groups: dict[tuple[str, str], list[Any]] = {}
     for t in cfg.tasks:
-        if t.kind == "classification":
+        if t.kind is TaskKind.CLASSIFICATION:
             groups.setdefault((t.dataset.value, t.noise.labels.value), []).append(t)
     return groups
 

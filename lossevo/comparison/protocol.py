@@ -30,6 +30,7 @@ from lossevo.comparison.config import CompareConfig, Contender, load_compare_con
 from lossevo.comparison.units import UnitStore, check_out_dir
 from lossevo.evaluation.tasks import Task
 from lossevo.search.backends import make_backend
+from lossevo.symbolic.kinds import TaskKind
 
 __all__ = ["CompareInterrupted", "compare", "make_units", "run_comparison", "run_unit"]
 
@@ -51,8 +52,8 @@ def _build(c: Contender, task: Task) -> tuple[Any, Any]:
     from lossevo.baselines.losses import REGRESSION_LOSSES, build_loss
 
     kind = task.kind
-    base = c.loss or ("mse" if kind == "regression" else "ce")
-    if kind == "regression" and base not in REGRESSION_LOSSES:
+    base = c.loss or ("mse" if kind is TaskKind.REGRESSION else "ce")
+    if kind is TaskKind.REGRESSION and base not in REGRESSION_LOSSES:
         raise _NotApplicable(f"loss {base!r} is classification-only; regression losses: "
                              + ", ".join(REGRESSION_LOSSES))
     loss = build_loss(base, kind=kind, **c.loss_params)

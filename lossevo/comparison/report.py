@@ -24,6 +24,7 @@ from lossevo.comparison.stats import (
     EXACT_MAX_N,
     min_wilcoxon_p,
 )
+from lossevo.symbolic.kinds import TaskKind
 
 __all__ = ["CSV_COLUMNS", "build_rows", "write_outputs"]
 
@@ -72,7 +73,7 @@ def _diff(r: Row, score: str) -> str:
 
 def _noise_text(task: Any) -> str:
     n = task.noise
-    if task.kind == "regression":
+    if task.kind == TaskKind.REGRESSION:
         return (f"targets {n.target.value} σ={n.target_sigma:g}, outliers "
                 f"{n.outlier_fraction:g} × {n.outlier_scale:g}")
     return f"labels {n.labels.value} {n.rate:g}"
@@ -145,7 +146,7 @@ def _chance_text(rows: list[Row], task: Any) -> list[str]:
     if floor is None:
         return []
     what = (f"always the clean training-target mean {floor['predicts']:.4g}"
-            if task.kind == "regression" else
+            if task.kind == TaskKind.REGRESSION else
             f"always class {floor['predicts']}, the majority of the clean training labels")
     left = [_TITLE[s] for s in SCORES if not floor.get(f"{s}_ranked", True)]
     note = (f" No contender is clearly above it on {' and '.join(left)}: this task is left "

@@ -30,6 +30,7 @@ from typing import Any
 from lossevo.comparison.config import Contender
 from lossevo.evaluation.racing import Racing, race
 from lossevo.evaluation.tasks import Task
+from lossevo.symbolic.kinds import TaskKind
 
 __all__ = ["EVOLVED_SCALES", "TUNING_RACING", "apply_point", "grid", "grids_for_unit",
            "point_text", "racing_settings", "scale_constants", "tune"]
@@ -82,7 +83,7 @@ def grid(c: Contender, task: Task) -> list[Point]:
         else:
             from lossevo.baselines.losses import grid_points
 
-            base = c.loss or ("mse" if task.kind == "regression" else "ce")
+            base = c.loss or ("mse" if task.kind is TaskKind.REGRESSION else "ce")
             points = _without_fixed(grid_points(base, task.kind), c.loss_params)
     except ValueError:  # e.g. a classification loss on a regression task: n/a when run
         return []
@@ -129,7 +130,7 @@ def _default_index(c: Contender, task: Task, points: list[Point]) -> int | None:
     else:
         from lossevo.baselines.losses import loss_defaults
 
-        defaults = loss_defaults(c.loss or ("mse" if task.kind == "regression" else "ce"),
+        defaults = loss_defaults(c.loss or ("mse" if task.kind is TaskKind.REGRESSION else "ce"),
                                  task.kind)
     return next((i for i, p in enumerate(points)
                  if all(defaults.get(k) == v for k, v in p.items())), None)

@@ -37,11 +37,13 @@ import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Protocol, TypeVar
 
 __all__ = [
     "Fidelity",
     "HalvingOutcome",
+    "Keyed",
+    "Tiered",
     "hall_of_fame_by_tier",
     "ranking",
     "select_by_tier",
@@ -49,7 +51,28 @@ __all__ = [
     "tier",
 ]
 
-Record = dict[str, Any]
+
+class Tiered(Protocol):
+    """What `tier` reads: an Evaluation, or a campaign's record (lossevo.search.records)."""
+
+    @property
+    def rejected(self) -> str | None: ...
+
+    @property
+    def fidelity(self) -> float: ...
+
+    @property
+    def raced_out(self) -> bool: ...
+
+
+class Keyed(Tiered, Protocol):
+    """A tiered record of a function: what `select_by_tier` and `hall_of_fame_by_tier` take."""
+
+    @property
+    def canonical_key(self) -> str: ...
+
+
+R = TypeVar("R", bound=Keyed)
 
 
 @dataclass(frozen=True)
@@ -131,19 +154,13 @@ def successive_halving(
     return outcome
 
 
-def tier(record: Record | Any) -> tuple[bool, float, bool]:
+def tier(record: Tiered) -> tuple[bool, float, bool]:
     """(valid, fidelity reached, completed its instances): what ranks first, so that neither
-    a rung nor racing inside it lets an eliminated candidate outrank a survivor. A record
-    without a fidelity (a run without multi-fidelity, or one from before it existed) trained
-    on the full budget."""
-    if isinstance(record, dict):
-        return (not record.get("rejected"), float(record.get("fidelity", 1.0)),
-                not record.get("raced_out", False))
-    return (record.rejected is None, float(getattr(record, "fidelity", 1.0)),
-            not getattr(record, "raced_out", False))
+    a rung nor racing inside it lets an eliminated candidate outrank a survivor."""
+    return (not record.rejected, float(record.fidelity), not record.raced_out)
 
 
-def ranking(evaluations: Sequence[Any]) -> list[int]:
+def ranking(evaluations: Sequence[Tiered]) -> list[int]:
     """Indices of Evaluations best first: by `tier`, then fitness (lexicographic), then
     index."""
     return sorted(range(len(evaluations)), key=lambda i: (
@@ -151,23 +168,23 @@ def ranking(evaluations: Sequence[Any]) -> list[int]:
         _descending(evaluations[i].fitness), i))
 
 
-def _tiers(records: Sequence[Record]) -> list[list[Record]]:
+def _tiers(records: Sequence[R]) -> list[list[R]]:
     """Records grouped by tier, highest first, keeping their order inside a tier."""
     keys = sorted({tier(r) for r in records}, reverse=True)
     return [[r for r in records if tier(r) == k] for k in keys]
 
 
-def select_by_tier(pool: Sequence[Record], mu: int,
-                   select: Callable[[list[Record], int], list[Record]]) -> list[Record]:
+def select_by_tier(pool: Sequence[R], mu: int,
+                   select: Callable[[list[R], int], list[R]]) -> list[R]:
     """μ survivors: whole tiers from the highest down while they fit, the first that does
     not is cut by `select(records, n)` (NSGA-II). As lossevo.search.evolution.select does, each
     function (canonical key) competes once, by its earliest record, and copies fill in only
     when the pool has fewer than μ distinct functions."""
-    first: dict[str, Record] = {}
+    first: dict[str, R] = {}
     for rec in pool:
-        first.setdefault(rec.get("canonical_key", rec["expression"]), rec)
+        first.setdefault(rec.canonical_key, rec)
     distinct = list(first.values())
-    chosen: list[Record] = []
+    chosen: list[R] = []
     for group in _tiers(distinct):
         slots = mu - len(chosen)
         if slots <= 0:
@@ -179,12 +196,12 @@ def select_by_tier(pool: Sequence[Record], mu: int,
 
 
 def hall_of_fame_by_tier(
-    current: Sequence[Record], new: Sequence[Record], size: int,
-    hall_of_fame: Callable[[list[Record], list[Record], int], list[Record]],
-) -> list[Record]:
+    current: Sequence[R], new: Sequence[R], size: int,
+    hall_of_fame: Callable[[list[R], list[R], int], list[R]],
+) -> list[R]:
     """The hall of fame filled tier by tier (highest fidelity first), each tier ranked by
     `hall_of_fame`; rejected records never enter it."""
-    out: list[Record] = []
-    for group in _tiers([r for r in [*current, *new] if not r.get("rejected")]):
+    out: list[R] = []
+    for group in _tiers([r for r in [*current, *new] if not r.rejected]):
         out += hall_of_fame([], group, size - len(out))
     return out

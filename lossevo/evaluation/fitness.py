@@ -40,6 +40,7 @@ from lossevo.evaluation.sharpness import top_hessian_eigenvalue
 from lossevo.evaluation.statistics import fitness_vector, summarize, with_worst_env, worst_fitness
 from lossevo.evaluation.tasks import EnvKind, Task
 from lossevo.evaluation.training import Group, SchemeContext, TrainingScheme, train_models
+from lossevo.symbolic.kinds import TaskKind
 
 __all__ = [
     "MAX_MODELS",
@@ -108,7 +109,7 @@ class Candidate:
     stopped: dict[int, int] = field(default_factory=dict)  # instance -> epoch kept
 
 
-def prepare_candidate(loss: Any, kind: str) -> Candidate:
+def prepare_candidate(loss: Any, kind: TaskKind) -> Candidate:
     """Turn a loss (expression text, SymbolicLoss or per-sample callable) into a Candidate;
     probes run here, so a hopeless expression is rejected before any model trains."""
     from lossevo.symbolic.loss import SymbolicLoss
@@ -116,7 +117,8 @@ def prepare_candidate(loss: Any, kind: str) -> Candidate:
 
     if isinstance(loss, SymbolicLoss):
         if loss.kind != kind:
-            return Candidate(loss.expression, None, f"loss kind {loss.kind!r} != task {kind!r}")
+            return Candidate(loss.expression, None,
+                             f"loss kind {str(loss.kind)!r} != task {str(kind)!r}")
         text = loss.expression
     elif isinstance(loss, str):
         text = loss
@@ -148,7 +150,7 @@ def _instance_data(task: Task, seed: int, k: int) -> tuple[np.ndarray, np.ndarra
     """Training (x, y) of instance k: its own label/target and input corruption."""
     data = load_dataset(task)
     rng = np.random.default_rng(_instance_seeds(seed, k)[0])
-    if task.kind == "regression":
+    if task.kind is TaskKind.REGRESSION:
         y = corrupt_targets(data.y_train, task.noise, rng)
     else:
         y = corrupt_labels(data.x_train, data.y_train, data.n_classes, task.noise, rng)
@@ -165,7 +167,7 @@ def _split_arrays(task: Task, seed: int, split: str) -> tuple[np.ndarray, np.nda
     if split == "test":
         return data.x_test, data.y_test
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(10**6 + 1,)))
-    if task.kind == "regression":
+    if task.kind is TaskKind.REGRESSION:
         y = corrupt_targets(data.y_val, task.noise, rng).astype(np.float32)
     else:
         y = corrupt_labels(data.x_val, data.y_val, data.n_classes, task.noise, rng)
@@ -201,7 +203,7 @@ def _score(
     """{metric: {env: values (M,)}} of the trained stacked models."""
     data = load_dataset(task)
     n_models = next(iter(params.values())).shape[0]
-    out: PerInstance = {m: {} for m in (("r2", "mse") if task.kind == "regression"
+    out: PerInstance = {m: {} for m in (("r2", "mse") if task.kind is TaskKind.REGRESSION
                                         else ("accuracy",))}
     loc, scale = _target_scale(data)
     envs = environment_sets(task, seed, split)
@@ -219,7 +221,7 @@ def _score(
                 with torch.no_grad():
                     chunks.append(stacked_forward(module, part, x, shared=True))
         outputs = torch.cat(chunks)
-        if task.kind == "regression":
+        if task.kind is TaskKind.REGRESSION:
             pred = outputs.squeeze(-1).double() * scale + loc
             mse = ((pred - y.double()) ** 2).mean(1)
             out["mse"][env.name] = mse.cpu().numpy()
@@ -230,7 +232,7 @@ def _score(
     if task.sharpness:  # on (up to) 512 clean training samples, shared by all models
         x_tr = torch.as_tensor(data.x_train[:512], device=device)
         y_np = data.y_train[:512]
-        if task.kind == "regression":
+        if task.kind is TaskKind.REGRESSION:
             y_np = ((y_np - loc) / scale).astype(np.float32)
         y_tr = torch.as_tensor(y_np, device=device)
         out["sharpness"] = {"train": torch.cat([
@@ -248,7 +250,7 @@ def _train_batch(
     """Train every (candidate, instance) pair together; store per-instance scores."""
     data = load_dataset(task)
     kind = task.kind
-    n_out = 1 if kind == "regression" else data.n_classes
+    n_out = 1 if kind is TaskKind.REGRESSION else data.n_classes
     module = build_module(task.model, data.n_features, n_out)
     seeds = [_instance_seeds(seed, k) for k in instance_ids]
     k_count = len(instance_ids)
@@ -256,7 +258,7 @@ def _train_batch(
     shared_x = task.noise.input_sigma == 0
     x_np = data.x_train if shared_x else np.stack([xi for xi, _ in inst])
     y_np = np.stack([yi for _, yi in inst])
-    if kind == "regression":
+    if kind is TaskKind.REGRESSION:
         loc, scale = _target_scale(data)
         y_np = ((y_np - loc) / scale).astype(np.float32)
     rows = np.tile(np.arange(k_count), len(cands))  # model m = candidate m // K, instance m % K
@@ -278,10 +280,10 @@ def _train_batch(
     stopper = None
     if early_stopping:
         x_val, y_val = _split_arrays(task, seed, "validation")
-        if kind == "regression":
+        if kind is TaskKind.REGRESSION:
             y_val = ((y_val - loc) / scale).astype(np.float32)
         stopper = EarlyStopper(module, params, torch.as_tensor(x_val, device=device),
-                               torch.as_tensor(y_val, device=device), kind == "regression")
+                               torch.as_tensor(y_val, device=device), kind is TaskKind.REGRESSION)
     result = train_models(module, params, x, y, groups, task.budget,
                           [seeds[r][2] for r in rows], shared_x, scheme, state,
                           on_epoch=stopper)

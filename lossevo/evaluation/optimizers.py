@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from lossevo.evaluation.tasks import Budget, OptimizerName
+from lossevo.validation import not_allowed
 
 __all__ = ["ignores_loss_scale", "make_optimizer"]
 
@@ -28,8 +29,7 @@ def make_optimizer(params: Sequence[torch.Tensor], budget: Budget) -> torch.opti
     elif budget.optimizer is OptimizerName.SGD:
         cls, options = torch.optim.SGD, {"momentum": budget.momentum}
     else:  # pragma: no cover - Budget validates its optimizer
-        raise ValueError(f"budget.optimizer = {budget.optimizer!r} is not allowed; allowed: "
-                         f"{', '.join(OptimizerName)}")
+        raise not_allowed("budget.optimizer", budget.optimizer, ", ".join(OptimizerName))
     options |= {"lr": budget.lr, "weight_decay": budget.weight_decay}
     try:
         return cls(params, **options, fused=True)

@@ -14,7 +14,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from lossevo.symbolic.kinds import TaskKind
+from lossevo.toml_sections import table_values
+from lossevo.validation import not_allowed
 
 __all__ = [
     "TASK_PRESETS",
@@ -182,13 +186,15 @@ class Task:
         _validate(self)
 
     @property
-    def kind(self) -> str:
-        """Loss kind for SymbolicLoss: 'classification' or 'regression'."""
-        return "regression" if self.dataset is DatasetName.POLY3 else "classification"
+    def kind(self) -> TaskKind:
+        """Loss kind for SymbolicLoss, from the dataset (not a field, so that the keys of
+        kept comparison units, which hash the fields, do not change): classification or
+        regression."""
+        return TaskKind.REGRESSION if self.dataset is DatasetName.POLY3 else TaskKind.CLASSIFICATION
 
     @property
     def metric(self) -> str:
-        return "r2" if self.kind == "regression" else "accuracy"
+        return "r2" if self.kind is TaskKind.REGRESSION else "accuracy"
 
     @property
     def fitness_spec(self) -> tuple[str, ...]:
@@ -206,8 +212,11 @@ class Task:
         return task_from_mapping(dict(sections), base=self)
 
 
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"task key {key!r} = {value!r} is not allowed; allowed: {allowed}")
+_PREFIX = "task key"
+
+
+def _fail(key: str, value: Any, allowed: str) -> NoReturn:
+    raise not_allowed(key, value, allowed, prefix=_PREFIX)
 
 
 # Upper bounds far above any task that trains in reasonable time; a typo beyond them gets a
@@ -257,7 +266,7 @@ def _validate(t: Task) -> None:
         _fail("n_samples", t.n_samples, f"an integer in [0, {MAX_SAMPLES}] (0: the default)")
     if t.split_seed < 0:
         _fail("split_seed", t.split_seed, "an integer >= 0")
-    regression = t.dataset is DatasetName.POLY3
+    regression = t.kind is TaskKind.REGRESSION
     if regression and n.labels is not LabelNoise.NONE:
         _fail("noise.labels", n.labels.value, "'none' for the regression dataset poly3")
     if not regression and (n.target is not TargetNoise.NONE or n.outlier_fraction > 0):
@@ -374,7 +383,7 @@ def presets_markdown() -> str:
     for name in list_tasks():
         t = TASK_PRESETS[name]
         n = t.noise
-        if t.kind == "regression":
+        if t.kind is TaskKind.REGRESSION:
             noise = f"{n.target.value} σ={n.target_sigma:g}, outliers {n.outlier_fraction:g}"
         else:
             noise = "clean" if n.labels is LabelNoise.NONE else f"{n.labels.value} {n.rate:g}"
@@ -418,9 +427,7 @@ def _coerce(section: str, key: str, value: Any, target: Any) -> Any:
             return enum_type(value)
         except ValueError:
             allowed = ", ".join(m.value for m in enum_type)
-            raise ValueError(
-                f"task key {where!r} = {value!r} is not allowed; allowed: {allowed}"
-            ) from None
+            raise not_allowed(where, value, allowed, prefix=_PREFIX) from None
     if isinstance(target, bool):
         if not isinstance(value, bool):
             _fail(where, value, "true or false")
@@ -444,14 +451,14 @@ def _coerce(section: str, key: str, value: Any, target: Any) -> Any:
 
 
 def _section(name: str, cls: type, data: Any, base: Any) -> Any:
-    if not isinstance(data, Mapping):
-        _fail(name, data, f"a table with keys {', '.join(f.name for f in dataclasses.fields(cls))}")
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    changes = {}
-    for key, value in data.items():
-        if key not in allowed:
-            raise ValueError(f"unknown task key {name}.{key!r}; allowed: {', '.join(allowed)}")
-        changes[key] = _coerce(name, key, value, getattr(base, key))
+    """``base`` with the table's values; types come from ``base``'s, strings become enums.
+    An unknown key keeps the task files' wording: ``unknown task key budget.'epoch'; allowed:``
+    the fields in declaration order."""
+    changes = table_values(
+        name, cls, data, prefix=_PREFIX,
+        convert=lambda f, v: _coerce(name, f.name, v, getattr(base, f.name)),
+        unknown=lambda key, fields: f"unknown task key {name}.{key!r}; allowed: "
+                                    f"{', '.join(fields)}")
     return dataclasses.replace(base, **changes)
 
 

@@ -3,7 +3,9 @@
 One generation: make offspring (seeded ``random.Random``), look each one up in the fitness
 cache by canonical key, evaluate the misses in chunks on the backend (each chunk trains its
 candidates × instances together), select, update the hall of fame and Pareto front, record
-every candidate in SQLite, then checkpoint. Evaluation depends only on (expression, task,
+every candidate in SQLite, then checkpoint. A candidate is a Child until scored, then a frozen
+CandidateRecord; the cache keeps each function's Result (lossevo.search.records), and the whole
+state is a CampaignState (lossevo.search.state). Evaluation depends only on (expression, task,
 instances, seed), never on the backend or the chunk a candidate landed in, so a resumed run
 or another backend retraces the same path. With ``[fidelity]`` the new candidates of a
 generation go through successive halving over the epochs (lossevo.evaluation.fidelity): each record
@@ -19,17 +21,14 @@ join the pool, and the proposals' trainings are counted in the generation's ``tu
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
-import shutil
 import socket
 import statistics
 import sys
 import time
-import tomllib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,10 @@ from lossevo.errors import CampaignFailed
 from lossevo.evaluation.fidelity import hall_of_fame_by_tier, select_by_tier, successive_halving
 from lossevo.evaluation.fitness import MAX_MODELS, evaluate_many
 from lossevo.evaluation.sizing import check_campaign
-from lossevo.evaluation.tasks import TASK_PRESETS, Task
+from lossevo.evaluation.tasks import Task
 from lossevo.search import multitask
 from lossevo.search.backends import make_backend
-from lossevo.search.config import CampaignConfig, apply_overrides, config_from_mapping, load_config
+from lossevo.search.config import CampaignConfig, load_config
 from lossevo.search.constant_tuning import describe, tune_step
 from lossevo.search.evolution import (
     hall_of_fame,
@@ -52,17 +51,18 @@ from lossevo.search.evolution import (
     pareto_front,
     select,
 )
+from lossevo.search.records import CandidateRecord, Child, Json, Result
+from lossevo.search.run_config import keep_config, load_run_config
+from lossevo.search.state import CampaignState
 from lossevo.search.store import RunStore, reason_class
 from lossevo.symbolic.expression import canonical_key
 from lossevo.symbolic.parse import parse
 
 __all__ = ["Campaign", "CampaignFailed", "evaluate_chunk", "load_run_config", "resume", "run"]
 
-Record = dict[str, Any]
 
-
-def evaluate_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Worker entry point: evaluate expressions together; plain data in, plain data out."""
+def evaluate_chunk(payload: Json) -> list[Result]:
+    """Worker entry point: evaluate expressions together; plain data in, frozen results out."""
     threads = torch.get_num_threads()
     torch.set_num_threads(payload["threads"])  # the same arithmetic on every backend
     try:
@@ -73,9 +73,7 @@ def evaluate_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
     finally:
         torch.set_num_threads(threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    return [{"fitness": list(e.fitness), "metrics": e.metrics, "rejected": e.rejected,
-             "seconds": e.seconds, "trainings": e.trainings, "worker": worker,
-             "raced_out": e.raced_out, "model_epochs": e.model_epochs} for e in evals]
+    return [Result.from_evaluation(e, worker) for e in evals]
 
 
 class Campaign:
@@ -85,48 +83,43 @@ class Campaign:
                  device: str | None = None):
         self.cfg, self.store, self.log = cfg, store, log
         self.device = device
-        self.state: dict[str, Any] = {}
+        self.state = CampaignState()
 
     # --- evaluation -------------------------------------------------------------------------
-    def _evaluate(self, children: list[Record], backend) -> dict[str, Any]:
-        """Fill in fitness/metrics for each child from the cache or by evaluation."""
-        cache = self.state["cache"]
+    def _evaluate(self, children: Sequence[Child], backend
+                  ) -> tuple[list[CandidateRecord], dict[str, Any]]:
+        """Score each child from the cache or by evaluation: their records (not numbered
+        yet) and the counts."""
+        cache = self.state.cache
         misses: dict[str, str] = {}
         scale_free = multitask.scale_free(self.cfg.tasks)  # scale-free on every task
-        for child in children:
-            budget = self.cfg.task.budget
-            child["canonical_key"] = canonical_key(  # losses that train alike share a key
-                child["expression"], self.cfg.task.kind, budget.weight_decay,
-                scale_free=scale_free)
-            child["size"] = len(parse(child["expression"]))
-            if child["canonical_key"] not in cache:
-                misses.setdefault(child["canonical_key"], child["expression"])
+        budget = self.cfg.task.budget
+        keys = [canonical_key(c.expression, self.cfg.task.kind, budget.weight_decay,
+                              scale_free=scale_free)  # losses that train alike share a key
+                for c in children]
+        for child, key in zip(children, keys, strict=True):
+            if key not in cache:
+                misses.setdefault(key, child.expression)
         rungs = self._evaluate_misses(list(misses), misses, backend)
-        hits = 0
-        for child in children:
-            hit = child["canonical_key"] not in misses
-            misses.pop(child["canonical_key"], None)  # later duplicates count as cache hits
-            hits += hit
-            res = cache[child["canonical_key"]]
-            child.update(fitness=list(res["fitness"]), metrics=res["metrics"],
-                         rejected=res["rejected"], seconds=0.0 if hit else res["seconds"],
-                         worker=res["worker"], cached=hit,
-                         fidelity=res.get("fidelity", 1.0),
-                         raced_out=bool(res.get("raced_out", False)))
-            if "tasks" in res:  # multi-task: each task's own results (lossevo.search.multitask)
-                child["tasks"] = res["tasks"]
+        records = []
+        for child, key in zip(children, keys, strict=True):
+            hit = key not in misses
+            misses.pop(key, None)  # later duplicates count as cache hits
+            records.append(CandidateRecord.from_result(child, key, len(parse(child.expression)),
+                                                       cache[key], cached=hit))
+        hits = sum(r.cached for r in records)
         counts: dict[str, Any] = {"evaluated": len(children) - hits, "hits": hits,
-                                  "rejected": sum(1 for c in children if c["rejected"])}
+                                  "rejected": sum(1 for r in records if r.rejected)}
         if rungs is not None:
             counts["rungs"] = rungs
-        return counts
+        return records, counts
 
     def _evaluate_misses(self, keys: list[str], misses: dict[str, str], backend
                          ) -> list[list[int]] | None:
         """Evaluate `keys` into the cache: at once, or by successive halving over the whole
         generation (lossevo.evaluation.fidelity), so that who goes on never depends on the chunks.
         Returns the (trained, went on) count of each rung, or None without fidelity."""
-        cfg, cache = self.cfg, self.state["cache"]
+        cfg, cache = self.cfg, self.state.cache
         fid = cfg.fidelity
         if fid is None:
             cache.update(self._map_all(keys, misses, None, backend))
@@ -134,33 +127,30 @@ class Campaign:
 
         def run_rung(r: int, alive: list[str]) -> list[str]:
             got = self._map_all(alive, misses, r, backend)
-            for key, res in got.items():  # a rung retrains from scratch: costs add up
-                before = cache.get(key, {})
-                cache[key] = {**res, "fidelity": fid.rungs[r], **{
-                    n: before.get(n, 0) + res.get(n, 0)
-                    for n in ("seconds", "trainings", "model_epochs")},
-                    "rung_fitness": [*before.get("rung_fitness", []), list(res["fitness"])]}
-            return [k for k in alive if not got[k]["rejected"]]
+            for key, res in got.items():
+                cache[key] = res.at_rung(fid.rungs[r], cache.get(key))
+            return [k for k in alive if not got[k].rejected]
 
         def score(key: str) -> tuple[float, ...]:  # raced out inside the rung: after the rest
-            return (float(not cache[key].get("raced_out")), *cache[key]["fitness"])
+            return (float(not cache[key].raced_out), *cache[key].fitness)
 
         outcome = successive_halving(keys, fid, run_rung, score)
         return [list(r) for r in outcome.rungs]
 
     def _map_all(self, keys: list[str], misses: dict[str, str], rung: int | None, backend
-                 ) -> dict[str, Record]:
+                 ) -> dict[str, Result]:
         """Evaluate `keys` on every task (at fidelity rung `rung`; None: the full budget);
-        several tasks' results become one record per key (lossevo.search.multitask.combine)."""
+        several tasks' results become one result per key (lossevo.search.multitask.combine)."""
         tasks = multitask.at_rung(self.cfg.tasks, self.cfg.fidelity, rung)
         got = self._map_tasks(keys, misses, tasks, backend)
         if self.cfg.multi_task is None:
             return got[0]
-        refs = self.state["multi_task"]
+        refs = self.state.multi_task
+        assert refs is not None  # computed before generation 0 (_references)
         return {k: multitask.combine(refs, [g[k] for g in got]) for k in keys}
 
     def _map_tasks(self, keys: list[str], misses: dict[str, str], tasks: list[Task], backend
-                   ) -> list[dict[str, Record]]:
+                   ) -> list[dict[str, Result]]:
         """Evaluate `keys` on each task in chunks, all in one map on the backend; a dead
         chunk's candidates are rejected with the worker's error, the others are unaffected."""
         step = self.cfg.backend.chunk
@@ -171,64 +161,55 @@ class Campaign:
             "device": self.device, "threads": 1,
         } for task in tasks for i in starts]
         results = backend.map(evaluate_chunk, payloads, return_exceptions=True) if payloads else []
-        out: list[dict[str, Record]] = [{} for _ in tasks]
+        out: list[dict[str, Result]] = [{} for _ in tasks]
         for n, (payload, result) in enumerate(zip(payloads, results, strict=True)):
             t, start = divmod(n, len(starts))
             for j, _ in enumerate(payload["expressions"]):
                 key = keys[starts[start] + j]
                 if isinstance(result, BaseException):  # a worker died: only its chunk is lost
-                    out[t][key] = {"fitness": [float("-inf")] * len(tasks[t].fitness_spec),
-                                   "metrics": {}, "rejected": f"worker error: {result}",
-                                   "seconds": 0.0, "trainings": 0, "worker": "?"}
+                    out[t][key] = Result.worker_error(len(tasks[t].fitness_spec), result)
                 else:
                     out[t][key] = result[j]
         return out
 
-    def _number(self, children: list[Record], generation: int) -> None:
-        for child in children:
-            child["id"] = self.state["next_id"]
-            child["generation"] = generation
-            self.state["next_id"] += 1
+    def _number(self, records: list[CandidateRecord], generation: int
+                ) -> list[CandidateRecord]:
+        first = self.state.next_id
+        self.state.next_id += len(records)
+        return [r.numbered(first + i, generation) for i, r in enumerate(records)]
 
-    def _commit(self, generation: int, children: list[Record], counts: dict[str, Any],
+    def _commit(self, generation: int, children: list[CandidateRecord], counts: dict[str, Any],
                 seconds: float) -> None:
         st = self.state
         size = self.cfg.evolution.hall_of_fame
         if self.cfg.fidelity is None:
-            st["hall_of_fame"] = hall_of_fame(st["hall_of_fame"], children, size)
-            st["pareto"] = pareto_front(st["pareto"], children)
+            st.hall_of_fame = hall_of_fame(st.hall_of_fame, children, size)
+            st.pareto = pareto_front(st.pareto, children)
         else:  # low-rung scores are not comparable with full ones (lossevo.evaluation.fidelity)
-            st["hall_of_fame"] = hall_of_fame_by_tier(st["hall_of_fame"], children, size,
-                                                      hall_of_fame)
-            st["pareto"] = pareto_front(st["pareto"], [
-                c for c in children if c["fidelity"] == 1.0 and not c["raced_out"]])
-        valid = [c["fitness"][0] for c in st["population"] if not c["rejected"]]
-        best = st["hall_of_fame"][0]["fitness"] if st["hall_of_fame"] else None
-        st["history"].append({
+            st.hall_of_fame = hall_of_fame_by_tier(st.hall_of_fame, children, size,
+                                                   hall_of_fame)
+            st.pareto = pareto_front(st.pareto, [
+                c for c in children if c.fidelity == 1.0 and not c.raced_out])
+        valid = [c.fitness[0] for c in st.population if not c.rejected]
+        best = st.hall_of_fame[0].fitness if st.hall_of_fame else None
+        st.history.append({
             "generation": generation, **counts, "seconds": seconds,
             "best": best[0] if best else None,
             "median": statistics.median(valid) if valid else None,
         })
         for key in ("evaluated", "hits", "rejected"):  # tuning proposals count too
-            st["counters"][key] += counts[key] + counts.get("tuning", {}).get(key, 0)
-        st["generation"] = generation
-        self.store.record([{
-            "id": c["id"], "generation": generation, "expression": c["expression"],
-            "canonical_key": c["canonical_key"], "size": c["size"], "parents": c["parents"],
-            "operator": c["operator"], "fitness": c["fitness"], "metrics": c["metrics"],
-            "status": "rejected" if c["rejected"] else ("cached" if c["cached"] else "ok"),
-            "reason": c["rejected"], "seconds": c["seconds"], "worker": c["worker"],
-            "fidelity": c["fidelity"], **({"tasks": c["tasks"]} if "tasks" in c else {}),
-        } for c in children])
+            st.counters[key] += counts[key] + counts.get("tuning", {}).get(key, 0)
+        st.generation = generation
+        self.store.record([c.to_row() for c in children])
         version, internal, gauss = self.rng.getstate()
-        st["rng"] = {"version": version, "internal": list(internal), "gauss_next": gauss}
-        self.store.save_checkpoint(st)
+        st.rng = {"version": version, "internal": list(internal), "gauss_next": gauss}
+        self.store.save_checkpoint(st.to_json())
 
     def _progress(self, generation: int, counts: dict[str, Any], seconds: float) -> None:
-        h = self.state["hall_of_fame"]
-        best = ("none yet" if not h else f"{tuple(round(v, 4) for v in h[0]['fitness'])}"
+        h = self.state.hall_of_fame
+        best = ("none yet" if not h else f"{tuple(round(v, 4) for v in h[0].fitness)}"
                 + multitask.task_scores(h[0]))
-        done = [r["seconds"] for r in self.state["history"]]
+        done = [r["seconds"] for r in self.state.history]
         left = (self.cfg.evolution.generations - generation) * statistics.mean(done)
         rungs = ""
         if counts.get("rungs"):  # e.g. "(rungs of 4/13/40 epochs trained 16→6→2)"
@@ -242,14 +223,14 @@ class Campaign:
                  f"{seconds:.1f} s, "
                  f"~{left / 60:.1f} min left")
 
-    def _select(self, pool: list[Record]) -> list[Record]:
+    def _select(self, pool: list[CandidateRecord]) -> list[CandidateRecord]:
         """NSGA-II selection; with fidelity, tier by tier
         (lossevo.evaluation.fidelity.select_by_tier)."""
         cfg = self.cfg
         if cfg.fidelity is None:
             return select(cfg, pool)
 
-        def within(records: list[Record], n: int) -> list[Record]:
+        def within(records: list[CandidateRecord], n: int) -> list[CandidateRecord]:
             evo = dataclasses.replace(cfg.evolution, population=max(2, n))
             return select(dataclasses.replace(cfg, evolution=evo), records)
 
@@ -258,30 +239,28 @@ class Campaign:
     # --- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
         self.rng = random.Random(self.cfg.seed)
-        self.state = {"generation": -1, "population": [], "hall_of_fame": [], "pareto": [],
-                      "cache": {}, "next_id": 0, "history": [],
-                      "counters": {"evaluated": 0, "hits": 0, "rejected": 0}}
+        self.state = CampaignState()
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: CampaignState) -> None:
         self.state = state
         self.rng = random.Random()
-        rng = state["rng"]
+        rng = state.rng or {}
         self.rng.setstate((rng["version"], tuple(rng["internal"]), rng["gauss_next"]))
-        self.store.truncate_after(state["generation"])
+        self.store.truncate_after(state.generation)
 
     def run_generations(self) -> None:
         cfg = self.cfg
-        if self.state["generation"] < cfg.evolution.generations:
+        if self.state.generation < cfg.evolution.generations:
             self._loop()
         self._check_something_trained()
 
     def _check_something_trained(self) -> None:
         st = self.state
-        if st["hall_of_fame"] or not st["counters"]["evaluated"]:
+        if st.hall_of_fame or not st.counters["evaluated"]:
             return
-        reasons = Counter(reason_class(r["rejected"]) for r in st["cache"].values())
+        reasons = Counter(reason_class(r.rejected) for r in st.cache.values())
         top = "; ".join(f"{n}× {why}" for why, n in reasons.most_common(5))
-        raise CampaignFailed(f"every candidate was rejected ({st['counters']['evaluated']} "
+        raise CampaignFailed(f"every candidate was rejected ({st.counters['evaluated']} "
                              f"evaluated): {top}. Check the task (learning rate, budget) "
                              f"with lossevo.evaluate on a known loss first")
 
@@ -297,53 +276,55 @@ class Campaign:
                      + self._fidelity_line())
             if cfg.multi_task is not None:
                 self._references(backend)
-            while self.state["generation"] < cfg.evolution.generations:
-                generation = self.state["generation"] + 1
+            while self.state.generation < cfg.evolution.generations:
+                generation = self.state.generation + 1
                 t0 = time.perf_counter()
                 if generation == 0:
-                    children = [{"expression": e, "parents": [], "operator": "init"}
-                                for e in initial_expressions(cfg, self.rng)]
+                    children = [Child(e) for e in initial_expressions(cfg, self.rng)]
                 else:
-                    children = offspring(cfg, self.state["population"], self.rng,
+                    children = offspring(cfg, self.state.population, self.rng,
                                          seen=novelty_checker(
-                                             self.state["cache"], cfg.task.kind,
+                                             self.state.cache, cfg.task.kind,
                                              cfg.task.budget.weight_decay,
                                              scale_free=multitask.scale_free(cfg.tasks)))
-                counts = self._evaluate(children, backend)
-                self._number(children, generation)
-                pool = children if generation == 0 else self.state["population"] + children
+                records, counts = self._evaluate(children, backend)
+                records = self._number(records, generation)
+                pool = records if generation == 0 else self.state.population + records
                 if cfg.constant_tuning is not None and cfg.constant_tuning.due(generation):
                     tuned, counts["tuning"] = self._tune(generation, pool, backend)
-                    children, pool = children + tuned, pool + tuned
-                self.state["population"] = self._select(pool)
+                    records, pool = records + tuned, pool + tuned
+                self.state.population = self._select(pool)
                 seconds = time.perf_counter() - t0
-                self._commit(generation, children, counts, seconds)
+                self._commit(generation, records, counts, seconds)
                 self._progress(generation, counts, seconds)
 
-    def _tune(self, generation: int, pool: list[Record], backend
-              ) -> tuple[list[Record], dict[str, Any]]:
-        """The memetic step (lossevo.search.constant_tuning): the best few functions of `pool` with
-        their constants tuned on validation, evaluated like children; those that beat their
-        parent come back numbered, with the step's counts."""
+    def _tune(self, generation: int, pool: list[CandidateRecord], backend
+              ) -> tuple[list[CandidateRecord], dict[str, Any]]:
+        """The memetic step (lossevo.search.constant_tuning): the best few functions of `pool`
+        with their constants tuned on validation, evaluated like children; those that beat
+        their parent come back numbered, with the step's counts."""
+        assert self.cfg.constant_tuning is not None
+        if self.state.tuned is None:
+            self.state.tuned = []
         tuned, counts = tune_step(
-            pool, self.cfg.constant_tuning, lambda recs: self._evaluate(recs, backend),
+            pool, self.cfg.constant_tuning, lambda kids: self._evaluate(kids, backend),
             seed=self.cfg.seed, generation=generation, decimals=self.cfg.constants.decimals,
-            done=self.state.setdefault("tuned", []), cache=self.state["cache"])
-        self._number(tuned, generation)
-        return tuned, counts
+            done=self.state.tuned, cache=self.state.cache)
+        return self._number(tuned, generation), counts
 
     def _references(self, backend) -> None:
         """Each task's chance value and best baseline (lossevo.search.multitask): computed once,
         before generation 0, then kept in the state so a resumed run reuses them."""
         cfg, st = self.cfg, self.state
-        if "multi_task" not in st:
-            st["multi_task"] = multitask.compute_references(
+        assert cfg.multi_task is not None
+        if st.multi_task is None:
+            st.multi_task = multitask.compute_references(
                 cfg, lambda p: backend.map(evaluate_chunk, p, return_exceptions=True),
                 self.device)
-        multitask.check_references(cfg, st["multi_task"])
+        multitask.check_references(cfg, st.multi_task)
         self.log(f"multi-task fitness: {cfg.multi_task.aggregate} of (score − chance) / "
-                 f"(best baseline − chance), baselines {', '.join(st['multi_task']['baselines'])}")
-        for line in multitask.reference_lines(st["multi_task"]):
+                 f"(best baseline − chance), baselines {', '.join(st.multi_task['baselines'])}")
+        for line in multitask.reference_lines(st.multi_task):
             self.log(line)
 
     def _fidelity_line(self) -> str:
@@ -357,20 +338,6 @@ class Campaign:
 
 def _printer(quiet: bool) -> Callable[[str], None]:
     return (lambda _msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-
-
-def _task_reference(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """Where a config document names a task *file* (not a preset): ``task = "x.toml"``,
-    ``[task] preset = "x.toml"`` or ``[task] base = "x.toml"``, as (container, key)."""
-    task = data.get("task")
-    if isinstance(task, str):
-        return None if task in TASK_PRESETS else (data, "task")
-    if isinstance(task, dict):
-        for key in ("preset", "base"):
-            ref = task.get(key)
-            if isinstance(ref, str) and ref not in TASK_PRESETS:
-                return task, key
-    return None
 
 
 def _estimate(cfg: CampaignConfig) -> None:
@@ -391,45 +358,20 @@ def run(config_path: str | Path, out: str | Path, *, quiet: bool = False,
     """Start a campaign from a TOML file into a new run directory (see :mod:`lossevo.search.store`).
 
     ``overrides``: ``name``/``workers``/``scheduler`` of the backend and ``seed``; they are
-    stored beside the config so that ``resume`` rebuilds exactly the configuration that ran.
-    A task given as a file is copied into the run directory and read from there on resume,
-    so that resuming from elsewhere works and an edited file cannot change a resumed run.
-    The whole config is validated before the directory is made.
+    stored beside the config so that ``resume`` rebuilds exactly the configuration that ran
+    (lossevo.search.run_config, which also keeps copies of the task files). The whole config
+    is validated before the directory is made.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     cfg = load_config(config_path, **overrides)
     _estimate(cfg)
-    data = tomllib.loads(Path(config_path).read_text())
-    ref = _task_reference(data)
     store = RunStore(out)
     with store.lock("run"):
-        store.create(Path(config_path).read_text())
-        if ref is not None:
-            shutil.copyfile(ref[0][ref[1]], store.task_path)
-        for container, key, name in multitask.task_files(data):  # files listed in `tasks`
-            shutil.copyfile(container[key], store.root / name)
-        store.overrides_path.write_text(json.dumps({**overrides, "device": device}))
+        keep_config(store, config_path, {**overrides, "device": device})
         campaign = Campaign(cfg, store, log=_printer(quiet), device=device)
         campaign.start()
         campaign.run_generations()
     return store
-
-
-def load_run_config(store: RunStore) -> tuple[CampaignConfig, dict[str, Any]]:
-    """The configuration a run directory was started with (file plus CLI overrides)."""
-    text = store.config_text()
-    path = store.overrides_path
-    overrides = json.loads(path.read_text()) if path.is_file() else {}
-    device = overrides.pop("device", None)
-    data = tomllib.loads(text)
-    ref = _task_reference(data)
-    if ref is not None and store.task_path.is_file():
-        ref[0][ref[1]] = str(store.task_path)
-    for container, key, name in multitask.task_files(data):
-        if (store.root / name).is_file():
-            container[key] = str(store.root / name)
-    cfg = config_from_mapping(apply_overrides(data, overrides))
-    return cfg, {"device": device}
 
 
 def resume(out: str | Path, *, quiet: bool = False, use_previous: bool = False) -> RunStore:
@@ -443,7 +385,7 @@ def resume(out: str | Path, *, quiet: bool = False, use_previous: bool = False) 
         log = _printer(quiet)
         campaign = Campaign(cfg, store, log=log, device=extra["device"])
         if store.has_checkpoint() or use_previous:
-            campaign.restore(store.load_checkpoint(previous=use_previous))
+            campaign.restore(store.load_state(previous=use_previous))
         else:
             log(f"{store.root}: no complete generation yet; starting from generation 0")
             store.truncate_after(-1)

@@ -7,8 +7,6 @@ Strings become enums and paths here, once, at the edge.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,8 @@ from lossevo.search.multitask import MultiTask, check_tasks
 from lossevo.search.variation import MUTATIONS, Limits
 from lossevo.symbolic.grammar import ConstantSpec
 from lossevo.symbolic.primitives import PRIMITIVE_SETS
+from lossevo.toml_sections import table_values, typed
+from lossevo.validation import check, not_allowed
 
 __all__ = [
     "BackendConfig",
@@ -142,9 +142,11 @@ class CampaignConfig:
             _check_seed_expression(f"evolution.seed_expressions[{i}]", expr, self)
 
 
+_PREFIX = "config key"
+
+
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"config key {key!r} = {value!r} is not allowed; allowed: {allowed}")
+    check(ok, key, value, allowed, prefix=_PREFIX)
 
 
 def _check_seed_expression(key: str, expr: str, cfg: CampaignConfig) -> None:
@@ -164,46 +166,13 @@ def _check_seed_expression(key: str, expr: str, cfg: CampaignConfig) -> None:
 
 
 def _typed(key: str, value: Any, annotation: str) -> Any:
-    """``value`` checked against a field's annotation: TOML gives ints, floats, strings,
-    lists and tables, and a float where an int belongs (``population = 6.5``) or a string
-    where a list belongs must be named here, not fail later as a TypeError."""
-    if annotation == "int":
-        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
-    elif annotation == "float":
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool)
-               and math.isfinite(value), key, value, "a finite number")
-        return float(value)
-    elif annotation == "str":
-        _check(isinstance(value, str), key, value, "a string")
-    elif annotation == "bool":
-        _check(isinstance(value, bool), key, value, "true or false")
-    elif annotation.startswith("tuple[str"):
-        _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
-               key, value, "a list of strings")
-        return tuple(value)
-    elif annotation.startswith("tuple[float"):
-        _check(isinstance(value, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in value), key, value, "a list of finite numbers")
-        return tuple(float(v) for v in value)
-    elif annotation.startswith("dict[str, float]"):
-        _check(isinstance(value, dict), key, value, "a table of numbers")
-        return {k: _typed(f"{key}.{k}", v, "float") for k, v in value.items()}
-    return value
+    return typed(key, value, annotation, prefix=_PREFIX)
 
 
 def _section(name: str, cls: type, data: Any) -> Any:
     if data is None:
         return cls()
-    if not isinstance(data, dict):
-        raise ValueError(f"config key {name!r} must be a table, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            raise ValueError(
-                f"unknown config key '{name}.{key}'; allowed: {', '.join(sorted(fields))}"
-            )
-    values = {k: _typed(f"{name}.{k}", v, str(fields[k].type)) for k, v in data.items()}
+    values = table_values(name, cls, data, prefix=_PREFIX)
     try:
         return cls(**values)
     except TypeError as exc:
@@ -229,8 +198,8 @@ def _task(data: Any) -> Task:
 def _tasks(data: Any) -> tuple[Task, ...]:
     """``tasks``: a list of what ``task`` takes (preset names or tables); errors name the entry."""
     if not isinstance(data, list) or not data:
-        raise ValueError(f"config key 'tasks' = {data!r} is not allowed; allowed: a non-empty "
-                         f"list of preset names or tables ([[tasks]]), each like [task]")
+        raise not_allowed("tasks", data, "a non-empty list of preset names or tables "
+                          "([[tasks]]), each like [task]", prefix=_PREFIX)
     out = []
     for i, entry in enumerate(data):
         try:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lossevo.search.records import CandidateRecord, Child, Result
 from lossevo.symbolic.parse import format_nodes, parse
 
 __all__ = [
@@ -43,8 +44,9 @@ __all__ = [
     "with_constants",
 ]
 
-Record = dict[str, Any]
 Score = tuple[float, ...]
+# `evaluate` of tune_step: children in, their records and counts out, as a campaign evaluates
+Evaluate = Callable[[list[Child]], tuple[list[CandidateRecord], Mapping[str, Any]]]
 
 MAX_TOP_K = 1000
 MAX_ROUNDS = 1000
@@ -110,28 +112,26 @@ def with_constants(expression: str, values: Sequence[float]) -> str:
     return format_nodes(nodes)
 
 
-def score(record: Record) -> Score:
+def score(record: CandidateRecord) -> Score:
     """A record's rank as selection tiers it: valid, fidelity, complete, first component."""
-    first = record["fitness"][0]
-    return (float(not record["rejected"]), float(record.get("fidelity", 1.0)),
-            float(not record.get("raced_out", False)),
+    first = record.fitness[0]
+    return (float(not record.rejected), float(record.fidelity), float(not record.raced_out),
             first if not math.isnan(first) else float("-inf"))
 
 
-def pick(pool: Sequence[Record], k: int, done: Sequence[str]) -> list[Record]:
+def pick(pool: Sequence[CandidateRecord], k: int, done: Sequence[str]) -> list[CandidateRecord]:
     """The `k` best distinct functions of `pool` (first fitness first, then size) that have
     constants and a complete score (valid, full fidelity, not raced out) and whose canonical
     key is not in `done`."""
     skip = set(done)
-    ok = [r for r in pool if not r["rejected"] and r.get("fidelity", 1.0) == 1.0
-          and not r.get("raced_out", False) and r["canonical_key"] not in skip
-          and constants(r["expression"])]
-    ok.sort(key=lambda r: (tuple(-v for v in r["fitness"]), r["size"], r["expression"]))
-    chosen: dict[str, Record] = {}
+    ok = [r for r in pool if not r.rejected and r.fidelity == 1.0 and not r.raced_out
+          and r.canonical_key not in skip and constants(r.expression)]
+    ok.sort(key=lambda r: (tuple(-v for v in r.fitness), r.size, r.expression))
+    chosen: dict[str, CandidateRecord] = {}
     for rec in ok:
         if len(chosen) == k:
             break
-        chosen.setdefault(rec["canonical_key"], rec)
+        chosen.setdefault(rec.canonical_key, rec)
     return list(chosen.values())
 
 
@@ -178,51 +178,50 @@ def search(starts: Sequence[Sequence[float]], settings: ConstantTuning, seeds: S
     return trace
 
 
-def tune_step(pool: Sequence[Record], settings: ConstantTuning,
-              evaluate: Callable[[list[Record]], Mapping[str, Any]], *, seed: int,
-              generation: int, decimals: int, done: list[str],
-              cache: Mapping[str, Mapping[str, Any]]) -> tuple[list[Record], dict[str, Any]]:
+def tune_step(pool: Sequence[CandidateRecord], settings: ConstantTuning, evaluate: Evaluate,
+              *, seed: int, generation: int, decimals: int, done: list[str],
+              cache: Mapping[str, Result]) -> tuple[list[CandidateRecord], dict[str, Any]]:
     """One memetic step of a campaign generation; returns (children, counts).
 
-    `evaluate` fills in records (``expression``, ``parents``, ``operator``) as a campaign
-    evaluates its children and returns their counts (``evaluated``, ``hits``, ``rejected``);
-    `cache` is where it keeps results by canonical key (read here for trainings). The tuned
-    parents' keys are appended to `done`. Children are the best proposals that beat their
-    parent, still without ``id`` and ``generation``."""
+    `evaluate` scores proposals (Child, operator "tune") as a campaign scores its children and
+    returns their records and counts (``evaluated``, ``hits``, ``rejected``); `cache` is where
+    it keeps results by canonical key (read here for trainings). The tuned parents' keys are
+    appended to `done`. Children are the best proposals that beat their parent, still
+    without ``id`` and ``generation``."""
     parents = pick(pool, settings.top_k, done)
-    done.extend(p["canonical_key"] for p in parents)
+    done.extend(p.canonical_key for p in parents)
     counts: dict[str, Any] = {"candidates": len(parents), "proposals": 0, "evaluated": 0,
                               "hits": 0, "rejected": 0, "trainings": 0, "model_epochs": 0,
                               "children": 0, "gain": None}
     if not parents:
         return [], counts
-    tried: list[list[Record]] = [[] for _ in parents]
+    tried: list[list[CandidateRecord]] = [[] for _ in parents]
 
     def evaluate_points(batch: list[tuple[int, list[float]]]) -> list[Score]:
-        recs = [{"expression": with_constants(parents[i]["expression"], x),
-                 "parents": [parents[i]["id"]], "operator": "tune"} for i, x in batch]
-        got = evaluate(recs)
+        proposals = [Child(with_constants(parents[i].expression, x), (parents[i].id,), "tune")
+                     for i, x in batch]
+        recs, got = evaluate(proposals)
         for key in ("evaluated", "hits", "rejected"):
             counts[key] += got[key]
         counts["proposals"] += len(recs)
         for (i, _), rec in zip(batch, recs, strict=True):
             tried[i].append(rec)
-            if not rec["cached"]:  # the first record of a new function carries its cost
-                res = cache[rec["canonical_key"]]
-                counts["trainings"] += int(res.get("trainings", 0))
-                counts["model_epochs"] += int(res.get("model_epochs", 0))
+            if not rec.cached:  # the first record of a new function carries its cost
+                res = cache[rec.canonical_key]
+                counts["trainings"] += int(res.trainings)
+                counts["model_epochs"] += int(res.model_epochs)
         return [score(r) for r in recs]
 
     seeds = [int(np.random.SeedSequence(seed, spawn_key=(_STREAM, generation, i))
                  .generate_state(1)[0]) for i in range(len(parents))]
-    search([constants(p["expression"]) for p in parents], settings, seeds, evaluate_points,
+    search([constants(p.expression) for p in parents], settings, seeds, evaluate_points,
            decimals)
     children = []
     for parent, recs in zip(parents, tried, strict=True):
         best = max(recs, key=score)  # the first of equals: deterministic
         if score(best) > score(parent):
             children.append(best)
-            gain = best["fitness"][0] - parent["fitness"][0]
+            gain = best.fitness[0] - parent.fitness[0]
             counts["gain"] = gain if counts["gain"] is None else max(counts["gain"], gain)
     counts["children"] = len(children)
     return children, counts

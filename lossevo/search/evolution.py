@@ -1,9 +1,9 @@
 """The generation loop's pure parts: initial population, offspring, selection, elites.
 
-Individuals travel as plain records (``{"id", "expression", "fitness", "size", ...}``) so that
-the whole state pickles into a checkpoint and nothing depends on DEAP class identity; DEAP trees
-are rebuilt from text where an operator needs one. Selection is NSGA-II on the fitness vector
-plus expression size (minimized), as DEAP's ``selNSGA2`` computes it.
+Individuals travel as frozen records (lossevo.search.records: a Child before evaluation, a
+CandidateRecord after) that a checkpoint stores as JSON, so nothing depends on DEAP class
+identity; DEAP trees are rebuilt from text where an operator needs one. Selection is NSGA-II
+on the fitness vector plus expression size (minimized), as DEAP's ``selNSGA2`` computes it.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Container
 from functools import lru_cache
-from typing import Any
 
 from deap import tools
 
 from lossevo.search.config import CampaignConfig
+from lossevo.search.records import CandidateRecord, Child
 from lossevo.search.variation import crossover, generate, mutate, within_limits
 from lossevo.symbolic.expression import canonical_key
 from lossevo.symbolic.grammar import Individual, build_pset, from_text
@@ -43,8 +43,6 @@ REDRAWS = 20
 # generation on poly3-outliers before this). Of the redraws, up to this many are spent on
 # finding a child that is new.
 NOVELTY_REDRAWS = 8
-
-Record = dict[str, Any]
 
 
 def _finite(values) -> tuple[float, ...]:
@@ -97,10 +95,10 @@ def novelty_checker(known: Container[str], kind: str | None = None,
     return seen
 
 
-def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random,
-              seen: Callable[[str], bool] | None = None) -> list[Record]:
-    """λ children by crossover, mutation or reproduction (DEAP's varOr), as records with
-    ``expression``, ``parents`` and ``operator``; over-limit children are replaced by a parent.
+def offspring(cfg: CampaignConfig, population: list[CandidateRecord], rng: random.Random,
+              seen: Callable[[str], bool] | None = None) -> list[Child]:
+    """λ children by crossover, mutation or reproduction (DEAP's varOr); over-limit children
+    are replaced by a parent.
 
     A child that fails the probes is redrawn; so, a few times, is one for which ``seen``
     (called with the expression) says its function was already evaluated or drawn."""
@@ -108,16 +106,16 @@ def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random,
     pset = build_pset(evo.primitive_set)
     ops = list(evo.mutation_weights)
     weights = [evo.mutation_weights[o] for o in ops]
-    children: list[Record] = []
+    children: list[Child] = []
     while len(children) < evo.offspring:
         repeats = 0
         for attempt in range(REDRAWS + 1):
             child = _child(cfg, population, rng, pset, ops, weights)
             if attempt == REDRAWS:
                 break
-            if not _passes(child["expression"], cfg.task.kind):
+            if not _passes(child.expression, cfg.task.kind):
                 continue
-            if seen is not None and repeats < NOVELTY_REDRAWS and seen(child["expression"]):
+            if seen is not None and repeats < NOVELTY_REDRAWS and seen(child.expression):
                 repeats += 1
                 continue
             break
@@ -125,39 +123,38 @@ def offspring(cfg: CampaignConfig, population: list[Record], rng: random.Random,
     return children
 
 
-def _child(cfg: CampaignConfig, population: list[Record], rng: random.Random, pset,
-           ops: list[str], weights: list[float]) -> Record:
+def _child(cfg: CampaignConfig, population: list[CandidateRecord], rng: random.Random, pset,
+           ops: list[str], weights: list[float]) -> Child:
     """One child by crossover, mutation or reproduction; over the limits it is its parent."""
     evo, lim = cfg.evolution, cfg.limits
     roll = rng.random()
     if roll < evo.crossover_rate:
         a, b = rng.sample(population, 2)
-        child, _ = crossover(from_text(a["expression"], pset), from_text(b["expression"], pset),
-                             rng)
-        parents, op = [a["id"], b["id"]], "crossover"
+        child, _ = crossover(from_text(a.expression, pset), from_text(b.expression, pset), rng)
+        parents, op = (a.id, b.id), "crossover"
     elif roll < evo.crossover_rate + evo.mutation_rate:
         a = rng.choice(population)
         op = rng.choices(ops, weights)[0]
-        child = mutate(from_text(a["expression"], pset), op, pset, rng, cfg.constants, lim)
-        parents = [a["id"]]
+        child = mutate(from_text(a.expression, pset), op, pset, rng, cfg.constants, lim)
+        parents = (a.id,)
     else:
         a = rng.choice(population)
-        child, parents, op = from_text(a["expression"], pset), [a["id"]], "reproduction"
-    text = str(child) if within_limits(child, lim) else a["expression"]
-    return {"expression": text, "parents": parents, "operator": op}
+        child, parents, op = from_text(a.expression, pset), (a.id,), "reproduction"
+    text = str(child) if within_limits(child, lim) else a.expression
+    return Child(text, parents, op)
 
 
-def select(cfg: CampaignConfig, pool: list[Record]) -> list[Record]:
+def select(cfg: CampaignConfig, pool: list[CandidateRecord]) -> list[CandidateRecord]:
     """μ survivors of parents + offspring by NSGA-II over (fitness..., size).
 
     Each function (canonical key) competes once, by its earliest record, so copies of one
     function cannot crowd out the rest; copies fill in only when the pool has fewer than μ
     distinct functions."""
-    n_fit = len(pool[0]["fitness"])
+    n_fit = len(pool[0].fitness)
     weights = (1.0,) * n_fit + (-1.0,)
-    first: dict[str, Record] = {}
+    first: dict[str, CandidateRecord] = {}
     for rec in pool:
-        first.setdefault(rec.get("canonical_key", rec["expression"]), rec)
+        first.setdefault(rec.canonical_key, rec)
     distinct = list(first.values())
     chosen_ids = {id(r) for r in distinct}
     copies = [r for r in pool if id(r) not in chosen_ids]
@@ -165,8 +162,8 @@ def select(cfg: CampaignConfig, pool: list[Record]) -> list[Record]:
     for rec in distinct:
         ind = Individual([], weights=weights)
         # a rejected tree must not survive as "smallest": it gets the worst size too
-        size = -FLOOR if rec.get("rejected") else float(rec["size"])
-        ind.fitness.values = (*_finite(rec["fitness"]), size)
+        size = -FLOOR if rec.rejected else float(rec.size)
+        ind.fitness.values = (*_finite(rec.fitness), size)
         ind.record = rec
         inds.append(ind)
     mu = cfg.evolution.population
@@ -174,29 +171,32 @@ def select(cfg: CampaignConfig, pool: list[Record]) -> list[Record]:
     return chosen + copies[: mu - len(chosen)]
 
 
-def _rank_key(rec: Record):
-    return (tuple(-v for v in _finite(rec["fitness"])), rec["size"], rec["expression"])
+def _rank_key(rec: CandidateRecord) -> tuple[tuple[float, ...], int, str]:
+    return (tuple(-v for v in _finite(rec.fitness)), rec.size, rec.expression)
 
 
-def hall_of_fame(current: list[Record], new: list[Record], size: int) -> list[Record]:
+def hall_of_fame(current: list[CandidateRecord], new: list[CandidateRecord], size: int
+                 ) -> list[CandidateRecord]:
     """The best distinct functions (by canonical key) ever seen, fitness first, then size."""
-    best: dict[str, Record] = {}
+    best: dict[str, CandidateRecord] = {}
     for rec in [*current, *new]:
-        if rec.get("rejected"):
+        if rec.rejected:
             continue
-        old = best.get(rec["canonical_key"])
+        old = best.get(rec.canonical_key)
         if old is None or _rank_key(rec) < _rank_key(old):
-            best[rec["canonical_key"]] = rec
+            best[rec.canonical_key] = rec
     return sorted(best.values(), key=_rank_key)[:size]
 
 
-def pareto_front(current: list[Record], new: list[Record]) -> list[Record]:
+def pareto_front(current: list[CandidateRecord], new: list[CandidateRecord]
+                 ) -> list[CandidateRecord]:
     """Candidates not dominated in (first fitness component ↑, size ↓)."""
-    pool = {r["canonical_key"]: r for r in [*current, *new] if not r.get("rejected")}
-    ranked = sorted(pool.values(), key=lambda r: (r["size"], -r["fitness"][0], r["expression"]))
-    front, best = [], float("-inf")
+    pool = {r.canonical_key: r for r in [*current, *new] if not r.rejected}
+    ranked = sorted(pool.values(), key=lambda r: (r.size, -r.fitness[0], r.expression))
+    front: list[CandidateRecord] = []
+    best = float("-inf")
     for rec in ranked:
-        if rec["fitness"][0] > best:
+        if rec.fitness[0] > best:
             front.append(rec)
-            best = rec["fitness"][0]
+            best = rec.fitness[0]
     return front

@@ -21,7 +21,8 @@ a loss must do well on every task. Listing one task twice, the second time with
 campaign requires that a loss trains under both Adam and SGD (docs/multi-task.md).
 
 The campaign's fitness vector is then ``(aggregate,)``; each record keeps every task's own
-fitness, metrics and normalized score under ``tasks`` (SQLite column ``tasks``). A candidate
+fitness, metrics and normalized score as plain data under ``tasks`` (SQLite column ``tasks``,
+``{task: {"fitness", "metrics", "normalized", "rejected", "raced_out", "trainings"}}``). A candidate
 rejected on any task is rejected, with the task named in the reason.
 """
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from lossevo.evaluation.optimizers import ignores_loss_scale
 from lossevo.evaluation.tasks import TASK_PRESETS, Task
+from lossevo.search.records import CandidateRecord, Json, Result
 
 if TYPE_CHECKING:
     from lossevo.evaluation.fidelity import Fidelity
@@ -64,8 +66,6 @@ DEFAULT_BASELINES = {
 _PERFECT = 1.0  # the best accuracy and the best R²: the fallback top of the scale
 _MIN_SCALE = 1e-9  # a best baseline this close to chance cannot define a scale
 _LEVELS = ("mean", "min")  # statistics that have a chance level (spreads do not)
-
-Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -152,28 +152,29 @@ def at_rung(tasks: Sequence[Task], fidelity: Fidelity | None, rung: int | None) 
             for t in tasks]
 
 
-def task_files(data: Mapping[str, Any]) -> list[tuple[Any, Any, str]]:
+def task_files(data: Mapping[str, Any]) -> list[tuple[Any, Any, int]]:
     """Entries of a config's ``tasks`` list that name a task *file* (not a preset), as
-    (container, key, file name in the run directory), so a run keeps its own copy."""
-    out: list[tuple[Any, Any, str]] = []
+    (container, key, index in ``tasks``), so a run keeps its own copy
+    (lossevo.search.store.RunStore.task_copy_path)."""
+    out: list[tuple[Any, Any, int]] = []
     entries = data.get("tasks")
     if not isinstance(entries, list):
         return out
     for i, entry in enumerate(entries):
         if isinstance(entry, str) and entry not in TASK_PRESETS:
-            out.append((entries, i, f"task-{i}.toml"))
+            out.append((entries, i, i))
         elif isinstance(entry, dict):
             for key in ("preset", "base"):
                 ref = entry.get(key)
                 if isinstance(ref, str) and ref not in TASK_PRESETS:
-                    out.append((entry, key, f"task-{i}.toml"))
+                    out.append((entry, key, i))
     return out
 
 
 # --- references: chance and best baseline, once per campaign -------------------------------
 
 
-def reference(task: Task, chance: float, baselines: Mapping[str, float | None]) -> Record:
+def reference(task: Task, chance: float, baselines: Mapping[str, float | None]) -> Json:
     """A task's scale from its chance value and its baselines' scores (None: rejected):
     ``{"level", "chance", "best_baseline", "best_name", "baselines", "scale", "note"}``;
     `note` says why the fallback scale (1 − chance) was used, else None."""
@@ -201,11 +202,13 @@ def _chance(task: Task, seed: int) -> float:
     return float(scores["worst_env"] if env == "worst_env" else scores["envs"][env])
 
 
-def compute_references(cfg: CampaignConfig, run_payloads: Callable[[list[Record]], list[Any]],
-                       device: str | None) -> Record:
+def compute_references(cfg: CampaignConfig,
+                       run_payloads: Callable[[list[Json]], list[list[Result] | BaseException]],
+                       device: str | None) -> Json:
     """Chance and best baseline of every task, on validation. `run_payloads` evaluates
-    payloads of ``lossevo.search.campaign.evaluate_chunk`` (on the backend) and returns each one's
-    results or its exception. Baselines train without racing: a scale is a full evaluation."""
+    payloads of ``lossevo.search.campaign.evaluate_chunk`` (on the backend) and returns each
+    one's results or its exception. Baselines train without racing: a scale is a full
+    evaluation. Plain data: the references go into the checkpoint as they are."""
     from lossevo.baselines.losses import build_loss
 
     spec = cfg.multi_task
@@ -216,17 +219,17 @@ def compute_references(cfg: CampaignConfig, run_payloads: Callable[[list[Record]
     payloads = [{"expressions": losses, "task": t, "instances": cfg.instances, "seed": cfg.seed,
                  "racing": None, "device": device, "threads": 1} for t in cfg.tasks]
     results = run_payloads(payloads)
-    refs: dict[str, Record] = {}
+    refs: dict[str, Json] = {}
     for task, result in zip(cfg.tasks, results, strict=True):
         scores: dict[str, float | None] = {}
         for i, name in enumerate(names):
-            ok = not isinstance(result, BaseException) and not result[i]["rejected"]
-            scores[name] = float(result[i]["fitness"][0]) if ok else None
+            ok = not isinstance(result, BaseException) and not result[i].rejected
+            scores[name] = float(result[i].fitness[0]) if ok else None
         refs[task.name] = reference(task, _chance(task, cfg.seed), scores)
     return {"aggregate": spec.aggregate, "baselines": list(names), "tasks": refs}
 
 
-def check_references(cfg: CampaignConfig, refs: Record) -> None:
+def check_references(cfg: CampaignConfig, refs: Json) -> None:
     """A checkpoint's references belong to this configuration's tasks."""
     names = [t.name for t in cfg.tasks]
     if list(refs.get("tasks", {})) != names:
@@ -234,7 +237,7 @@ def check_references(cfg: CampaignConfig, refs: Record) -> None:
                          f"{list(refs.get('tasks', {}))}, the config lists {names}")
 
 
-def reference_lines(refs: Record) -> list[str]:
+def reference_lines(refs: Json) -> list[str]:
     """One progress line per task: its chance value, best baseline and any fallback."""
     lines = []
     for name, ref in refs["tasks"].items():
@@ -256,21 +259,21 @@ def normalize(score: float, ref: Mapping[str, Any]) -> float:
     return (score - ref["chance"]) / ref["scale"]
 
 
-def combine(refs: Record, results: Sequence[Record]) -> Record:
-    """One campaign record from a candidate's results on each task (in the order of
-    ``refs["tasks"]``): fitness ``[aggregate]``, metrics ``{"aggregate", "normalized/<task>"}``,
-    costs summed over tasks, every task's own results under ``tasks``."""
+def combine(refs: Json, results: Sequence[Result]) -> Result:
+    """One function's result from its results on each task (in the order of
+    ``refs["tasks"]``): fitness ``(aggregate,)``, metrics ``{"aggregate",
+    "normalized/<task>"}``, costs summed over tasks, every task's own results under ``tasks``."""
     names = list(refs["tasks"])
-    per: dict[str, Record] = {}
+    per: dict[str, Json] = {}
     reasons: dict[str, str] = {}
     for name, res in zip(names, results, strict=True):
-        fit = list(res["fitness"])
-        score = normalize(fit[0], refs["tasks"][name]) if not res["rejected"] else -math.inf
-        per[name] = {"fitness": fit, "metrics": res["metrics"], "normalized": score,
-                     "rejected": res["rejected"], "raced_out": bool(res.get("raced_out")),
-                     "trainings": res.get("trainings", 0)}
-        if res["rejected"]:
-            reasons[name] = res["rejected"]
+        fit = list(res.fitness)
+        score = normalize(fit[0], refs["tasks"][name]) if not res.rejected else -math.inf
+        per[name] = {"fitness": fit, "metrics": res.metrics, "normalized": score,
+                     "rejected": res.rejected, "raced_out": res.raced_out,
+                     "trainings": res.trainings}
+        if res.rejected:
+            reasons[name] = res.rejected
     if len(set(reasons.values())) == 1 and len(reasons) == len(names):
         rejected: str | None = next(iter(reasons.values()))  # e.g. a probe: one reason for all
     else:
@@ -282,18 +285,18 @@ def combine(refs: Record, results: Sequence[Record]) -> Record:
         value = min(scores) if refs["aggregate"] == "worst" else sum(scores) / len(scores)
         metrics = {"aggregate": value, **{f"normalized/{n}": s for n, s in zip(names, scores,
                                                                               strict=True)}}
-    workers = list(dict.fromkeys(r.get("worker", "?") for r in results))
-    return {"fitness": [value], "metrics": metrics, "rejected": rejected,
-            "seconds": sum(r.get("seconds", 0.0) for r in results),
-            "trainings": sum(r.get("trainings", 0) for r in results),
-            "model_epochs": sum(r.get("model_epochs", 0) for r in results),
-            "worker": ",".join(workers), "raced_out": any(p["raced_out"] for p in per.values()),
-            "tasks": per}
+    workers = list(dict.fromkeys(r.worker for r in results))
+    return Result(fitness=(value,), metrics=metrics, rejected=rejected,
+                  seconds=sum(r.seconds for r in results),
+                  trainings=sum(r.trainings for r in results),
+                  model_epochs=sum(r.model_epochs for r in results),
+                  worker=",".join(workers), raced_out=any(r.raced_out for r in results),
+                  tasks=per)
 
 
-def task_scores(record: Mapping[str, Any]) -> str:
+def task_scores(record: CandidateRecord) -> str:
     """' [a 0.93, b 0.81]': the normalized score per task of a record, for progress lines."""
-    per = record.get("tasks")
+    per = record.tasks
     if not per:
         return ""
     return " [" + ", ".join(f"{n} {p['normalized']:.3f}" for n, p in per.items()) + "]"

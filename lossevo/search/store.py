@@ -1,12 +1,16 @@
 """The run directory: SQLite record of every candidate, atomic checkpoints, config and versions.
 
-Layout::
+Layout (this module is the only one that spells these names; others ask a RunStore)::
 
     DIR/config.toml        the config as run          DIR/versions.json   dependency versions
     DIR/overrides.json     CLI overrides of the run   DIR/task.toml       the task file, copied
+    DIR/task-<i>.toml      the file of tasks[i], copied (multi-task configs)
     DIR/candidates.sqlite  every candidate evaluated  DIR/checkpoint.json the last generation
     DIR/checkpoint.prev.json  the one before it       DIR/.lock           held while running
     DIR/report.md, DIR/plots/  (report)
+
+A candidate's row and checkpoint entry, and the checkpoint's state, are converted to and from
+their typed forms in lossevo.search.records and lossevo.search.state; this module moves bytes.
 
 A candidate's row carries the ``fidelity`` its scores come from (the share of the epochs; below
 1.0 when multi-fidelity evaluation stopped it at a low rung, see lossevo.evaluation.fidelity);
@@ -35,9 +39,10 @@ import sqlite3
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from lossevo.atomic import write_atomic
+from lossevo.search.records import CandidateRecord, Json
+from lossevo.search.state import CampaignState
 
 __all__ = ["CheckpointError", "RunDirBusy", "RunDirError", "RunStore", "reason_class"]
 
@@ -117,7 +122,14 @@ class RunStore:
         self.config_path = self.root / "config.toml"
         self.overrides_path = self.root / "overrides.json"
         self.task_path = self.root / "task.toml"
+        self.versions_path = self.root / "versions.json"
         self.lock_path = self.root / ".lock"
+        self.report_path = self.root / "report.md"
+        self.plots_path = self.root / "plots"
+
+    def task_copy_path(self, index: int) -> Path:
+        """Where the task file of the config's ``tasks[index]`` is kept."""
+        return self.root / f"task-{index}.toml"
 
     # --- creation ---------------------------------------------------------------------------
     def create(self, config_text: str) -> None:
@@ -127,8 +139,7 @@ class RunStore:
                               f"'lossevo resume {self.root}' or another --out")
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config_path, config_text.encode())
-        write_atomic(self.root / "versions.json",
-                     json.dumps(_versions(), indent=2).encode())
+        write_atomic(self.versions_path, json.dumps(_versions(), indent=2).encode())
         with self._db() as db:
             db.executescript(_SCHEMA)
 
@@ -136,6 +147,15 @@ class RunStore:
         if not self.config_path.is_file():
             raise RunDirError(f"{str(self.root)!r} is not a run directory (no config.toml)")
         return self.config_path.read_text()
+
+    def write_overrides(self, overrides: Json) -> None:
+        """The CLI overrides of the run (plain JSON data), kept for ``resume``."""
+        self.overrides_path.write_text(json.dumps(overrides))
+
+    def overrides(self) -> Json:
+        """The stored CLI overrides; none for a run directory without the file."""
+        path = self.overrides_path
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     # --- lock -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -187,9 +207,9 @@ class RunStore:
         have = {row[1] for row in db.execute("PRAGMA table_info(candidates)")}
         return [c for c in _ADDED if c not in have]
 
-    def record(self, rows: list[dict[str, Any]]) -> None:
-        """Insert a generation's candidates in one transaction (a row without a later
-        column, e.g. ``fidelity``, gets its default)."""
+    def record(self, rows: list[Json]) -> None:
+        """Insert a generation's candidates (rows, as CandidateRecord.to_row gives them) in one
+        transaction (a row without a later column, e.g. ``fidelity``, gets its default)."""
         encoded = [
             tuple(_ADDED[c][1] if c in _ADDED and c not in r
                   else json.dumps(r[c]) if c in _JSON else r[c] for c in _COLUMNS)
@@ -206,7 +226,12 @@ class RunStore:
         with self._db() as db:
             db.execute("DELETE FROM candidates WHERE generation > ?", (generation,))
 
-    def candidates(self) -> list[dict[str, Any]]:
+    def records(self) -> list[CandidateRecord]:
+        """Every candidate recorded, by id."""
+        return [CandidateRecord.from_row(r) for r in self.candidates()]
+
+    def candidates(self) -> list[Json]:
+        """Every candidate's row as stored (JSON columns decoded), by id."""
         if not self.db_path.is_file():
             raise RunDirError(f"{str(self.root)!r} has no candidate database "
                               f"({self.db_path.name})")
@@ -224,7 +249,7 @@ class RunStore:
         return out
 
     # --- checkpoints ------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
+    def save_checkpoint(self, state: Json) -> None:
         """Write ``state`` (plain JSON data) as the new checkpoint, keeping the previous one."""
         payload = json.dumps(state, separators=(",", ":")).encode()
         header = json.dumps({"format": _FORMAT, "version": _VERSION,
@@ -236,7 +261,7 @@ class RunStore:
         os.replace(staged, self.checkpoint_path)
 
     @staticmethod
-    def _read(path: Path) -> dict[str, Any]:
+    def _read(path: Path) -> Json:
         blob = path.read_bytes()
         head, _, payload = blob.partition(b"\n")
         try:
@@ -283,7 +308,16 @@ class RunStore:
                 f"{self.config_path.name}, or open it with lossevo 0.1 only if you trust "
                 f"where it came from")
 
-    def load_checkpoint(self, *, previous: bool = False) -> dict[str, Any]:
+    def load_state(self, *, previous: bool = False) -> CampaignState:
+        """The state of :meth:`load_checkpoint`, typed."""
+        data = self.load_checkpoint(previous=previous)
+        try:
+            return CampaignState.from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"the checkpoint of {str(self.root)!r} is not a campaign "
+                                  f"state (a record cannot be read: {exc!r})") from None
+
+    def load_checkpoint(self, *, previous: bool = False) -> Json:
         """The last complete checkpoint (or the one before it with ``previous``).
 
         A crash between the two renames of :meth:`save_checkpoint` leaves only the previous

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
+from lossevo.symbolic.kinds import TaskKind, task_kind
+
 __all__ = ["distinct", "gradient_direction"]
 
 _PROBE_SEED = 20261202
@@ -28,13 +30,13 @@ _SAME = 1.0 - 1e-9
 _TIMES = (0.0, 0.5, 1.0)
 
 
-def _probe(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _probe(kind: TaskKind) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(_PROBE_SEED)
-    if kind == "classification":
+    if kind == TaskKind.CLASSIFICATION:
         outputs = torch.randn(_SAMPLES, _CLASSES, generator=gen, dtype=torch.float64) * 2
         return outputs, torch.randint(0, _CLASSES, (_SAMPLES,), generator=gen)
     outputs = torch.randn(_SAMPLES, generator=gen, dtype=torch.float64) * 2
-    if kind == "binary":
+    if kind == TaskKind.BINARY:
         return outputs, torch.randint(0, 2, (_SAMPLES,), generator=gen).double()
     return outputs, torch.randn(_SAMPLES, generator=gen, dtype=torch.float64) * 2
 
@@ -46,6 +48,7 @@ def gradient_direction(expression: str, kind: str) -> torch.Tensor | None:
     from lossevo.symbolic.compile import compile_expression
     from lossevo.symbolic.loss import per_sample_loss
 
+    kind = task_kind(kind)
     fn = compile_expression(expression)
     outputs, targets = _probe(kind)
     outputs.requires_grad_(True)

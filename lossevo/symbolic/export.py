@@ -23,7 +23,8 @@ import torch
 from lossevo.atomic import write_atomic
 from lossevo.symbolic.compile import broadcast_result, runtime_namespace, torch_source
 from lossevo.symbolic.expression import T, to_latex, to_sympy
-from lossevo.symbolic.loss import KINDS, REDUCTIONS, SymbolicLoss, one_hot, per_sample_loss
+from lossevo.symbolic.kinds import KINDS, TaskKind, task_kind
+from lossevo.symbolic.loss import REDUCTIONS, SymbolicLoss, one_hot, per_sample_loss
 from lossevo.symbolic.scale import measure_scale
 
 __all__ = ["export_loss", "render_module"]
@@ -156,7 +157,7 @@ def _class_source(name: str) -> str:
 def render_module(
     expr: str,
     *,
-    kind: str = "classification",
+    kind: str = TaskKind.CLASSIFICATION,
     fitness: tuple | None = None,
     metrics: dict | None = None,
     name: str = "EvolvedLoss",
@@ -164,8 +165,7 @@ def render_module(
     """The source text :func:`export_loss` writes (validated, compiled once as a check)."""
     if not isinstance(expr, str):
         raise ValueError(f"expression must be a str, got {type(expr).__name__}: {expr!r}")
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    kind = task_kind(kind)
     if not name.isidentifier() or keyword.iskeyword(name) or name in _RESERVED:
         raise ValueError(
             f"class name {name!r} must be a Python identifier, not a keyword and not one of "
@@ -188,7 +188,7 @@ def render_module(
         "LATEX": to_latex(sym),
         "FITNESS": fitness,
         "METRICS": dict(metrics) if metrics is not None else None,
-        "KIND": kind,
+        "KIND": str(kind),  # plain strings: the exported file imports only torch
         "KINDS": KINDS,
         "REDUCTIONS": REDUCTIONS,
         "USES_T": uses_t,
@@ -237,7 +237,7 @@ def export_loss(
     expr: str,
     path: str | os.PathLike[str],
     *,
-    kind: str = "classification",
+    kind: str = TaskKind.CLASSIFICATION,
     fitness: tuple | None = None,
     metrics: dict | None = None,
     name: str = "EvolvedLoss",

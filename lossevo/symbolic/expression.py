@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import sympy
 
+from lossevo.symbolic.kinds import KINDS, TaskKind, task_kind
 from lossevo.symbolic.parse import Node, parse
 from lossevo.symbolic.primitives import TIME, cmax, csum, lookup
 
@@ -55,9 +56,8 @@ _CANCELLED = 1e-12
 _SCALE_RANGE = (1e-2, 1e12)
 # Classification: a c·y_pred term larger than this times the rest is not dropped (see below).
 _LINEAR_MAX = 1e3
-# The kinds of lossevo.symbolic.loss.KINDS (that module imports this one, so the tuple lives here
-# too).
-KEY_KINDS = ("classification", "binary", "regression")
+# The kinds a key can be asked for: every task kind (lossevo.symbolic.kinds).
+KEY_KINDS = KINDS
 
 
 def _constant(value: float | int) -> sympy.Expr:
@@ -135,8 +135,7 @@ def canonical_key(expr: str, kind: str | None = None, weight_decay: float = 0.0,
     """
     if kind is None:
         return sympy.srepr(_normal_form(to_sympy(expr)))
-    if kind not in KEY_KINDS:
-        raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KEY_KINDS)}")
+    kind = task_kind(kind)
     if scale_free is None:
         scale_free = weight_decay == 0
     return sympy.srepr(_training_form(to_sympy(expr), kind, scale_free=scale_free))
@@ -264,7 +263,7 @@ def _training_form(sym: sympy.Expr, kind: str, scale_free: bool) -> sympy.Expr:
       ε = 1e-8 (and their squares inside float32).
     A loss with no term left (constant, or constant after the class sum) becomes 0.
     """
-    if kind == "classification":
+    if kind == TaskKind.CLASSIFICATION:
         sym = _one_hot_split(sym)
     distribute = sum(_expanded_size(e) for _, e in _pieces(sym, False)) <= _SPLIT_MAX_TERMS
     total: dict[sympy.Expr, sympy.Expr] = {}
@@ -277,7 +276,7 @@ def _training_form(sym: sympy.Expr, kind: str, scale_free: bool) -> sympy.Expr:
     # (a nan coefficient compares False and stays)
     terms = [t for t in sorted(total, key=sympy.default_sort_key)
              if not abs(_float(total[t])) <= _CANCELLED * size[t]]
-    linear = kind == "classification" and Y_PRED in terms
+    linear = kind == TaskKind.CLASSIFICATION and Y_PRED in terms
     if linear:
         terms.remove(Y_PRED)
     if not terms:

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from lossevo.symbolic.compile import compile_expression
+from lossevo.symbolic.kinds import KINDS, TaskKind, task_kind
+from lossevo.validation import not_allowed
 
 __all__ = ["KINDS", "REDUCTIONS", "SymbolicLoss", "one_hot", "per_sample_loss"]
 
-KINDS = ("classification", "binary", "regression")
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -32,6 +33,8 @@ def one_hot(targets: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torc
     return (targets.unsqueeze(-1) == classes).to(dtype)
 
 
+# Exported modules copy this function's source and import only torch: it compares ``kind``
+# with the plain spellings of TaskKind (a member equals its string) and keeps its own wording.
 def per_sample_loss(fn, outputs: torch.Tensor, targets: torch.Tensor, kind: str,
                     t: float | torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample losses of ``fn(y_pred, y_true)`` for the given task kind; with ``t`` (the
@@ -68,15 +71,14 @@ class SymbolicLoss(nn.Module):
     1.0986...
     """
 
-    def __init__(self, expr: str, kind: str = "classification", reduction: str = "mean",
+    def __init__(self, expr: str, kind: str = TaskKind.CLASSIFICATION, reduction: str = "mean",
                  t: float = 1.0):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+        kind = task_kind(kind)
         if reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}; allowed: {', '.join(REDUCTIONS)}")
         if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1:
-            raise ValueError(f"t = {t!r} is not allowed; allowed: a number in [0, 1]")
+            raise not_allowed("t", t, "a number in [0, 1]")
         self.expression = expr
         self.kind = kind
         self.reduction = reduction
@@ -100,7 +102,7 @@ class SymbolicLoss(nn.Module):
         return losses
 
     def extra_repr(self) -> str:
-        return f"{self.expression!r}, kind={self.kind!r}, reduction={self.reduction!r}"
+        return f"{self.expression!r}, kind={str(self.kind)!r}, reduction={self.reduction!r}"
 
     # The compiled function is generated code and cannot be pickled: rebuild it from the text.
     def __getstate__(self):

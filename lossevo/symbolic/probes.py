@@ -15,16 +15,17 @@ import torch
 
 from lossevo.symbolic.compile import compile_expression
 from lossevo.symbolic.expression import Y_PRED, to_sympy
-from lossevo.symbolic.loss import KINDS, per_sample_loss
+from lossevo.symbolic.kinds import TaskKind, task_kind
+from lossevo.symbolic.loss import per_sample_loss
 from lossevo.symbolic.scale import measure_scale
 
 __all__ = ["PROBE_DOMAINS", "check_expression"]
 
 # Documented domains: probabilities away from 0/1 and one-hot targets; regression on [-10, 10].
 PROBE_DOMAINS = {
-    "classification": ((1e-6, 1 - 1e-6), (0.0, 1.0)),
-    "binary": ((1e-6, 1 - 1e-6), (0.0, 1.0)),
-    "regression": ((-10.0, 10.0), (-10.0, 10.0)),
+    TaskKind.CLASSIFICATION: ((1e-6, 1 - 1e-6), (0.0, 1.0)),
+    TaskKind.BINARY: ((1e-6, 1 - 1e-6), (0.0, 1.0)),
+    TaskKind.REGRESSION: ((-10.0, 10.0), (-10.0, 10.0)),
 }
 _GRID = 201
 _STEPS = 25
@@ -36,17 +37,17 @@ _CLASSES = 10
 _MIN_RELATIVE_DROP = 0.5
 
 
-def _domain_grid(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _domain_grid(kind: TaskKind) -> tuple[torch.Tensor, torch.Tensor]:
     (lo, hi), (tlo, thi) = PROBE_DOMAINS[kind]
     pred = torch.linspace(lo, hi, _GRID, dtype=torch.float64)
-    if kind == "regression":
+    if kind == TaskKind.REGRESSION:
         true = torch.linspace(tlo, thi, 41, dtype=torch.float64)
     else:
         true = torch.tensor([tlo, thi], dtype=torch.float64)
     return torch.meshgrid(pred, true, indexing="ij")
 
 
-def _finite_on_domain(fn, kind: str) -> str | None:
+def _finite_on_domain(fn, kind: TaskKind) -> str | None:
     """None if value and gradient are finite on the kind's domain, at the start and the end of
     training for a loss on a schedule (t = 0 and 1; t = 1 is the default of every loss)."""
     for t in (0.0, 1.0) if getattr(fn, "uses_t", False) else (None,):
@@ -62,22 +63,22 @@ def _finite_on_domain(fn, kind: str) -> str | None:
     return None
 
 
-def _error(outputs: torch.Tensor, targets: torch.Tensor, kind: str) -> float:
+def _error(outputs: torch.Tensor, targets: torch.Tensor, kind: TaskKind) -> float:
     """Distance from targets: 1 − p(true class), |p − y|, or mean squared error."""
-    if kind == "classification":
+    if kind == TaskKind.CLASSIFICATION:
         p = torch.softmax(outputs, dim=-1)
         return float(1 - p.gather(-1, targets.unsqueeze(-1)).mean())
-    if kind == "binary":
+    if kind == TaskKind.BINARY:
         return float((torch.sigmoid(outputs) - targets).abs().mean())
     return float(((outputs - targets) ** 2).mean())
 
 
-def _rejection_test(fn, kind: str, seed: int) -> str | None:
+def _rejection_test(fn, kind: TaskKind, seed: int) -> str | None:
     gen = torch.Generator().manual_seed(seed)
-    if kind == "classification":
+    if kind == TaskKind.CLASSIFICATION:
         outputs = torch.randn(_BATCH, _CLASSES, generator=gen, dtype=torch.float64)
         targets = torch.randint(0, _CLASSES, (_BATCH,), generator=gen)
-    elif kind == "binary":
+    elif kind == TaskKind.BINARY:
         outputs = torch.randn(_BATCH, generator=gen, dtype=torch.float64)
         targets = torch.randint(0, 2, (_BATCH,), generator=gen).to(torch.float64)
     else:
@@ -102,13 +103,13 @@ def _rejection_test(fn, kind: str, seed: int) -> str | None:
     return None
 
 
-def check_expression(expr: str, kind: str = "classification", *, seed: int = 0) -> list[str]:
+def check_expression(expr: str, kind: str = TaskKind.CLASSIFICATION, *,
+                     seed: int = 0) -> list[str]:
     """Reasons to reject ``expr`` before training; empty when it passes every probe.
 
     Raises ValueError for invalid text or an unknown kind (bad input is not a rejection).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    kind = task_kind(kind)
     sym = to_sympy(expr)
     if Y_PRED not in sym.free_symbols:
         return ["does not depend on y_pred"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from lossevo.symbolic.parse import parse
 from lossevo.symbolic.primitives import TIME, lookup
+from lossevo.validation import not_allowed
 
 __all__ = ["evaluate_numpy"]
 
@@ -24,7 +25,7 @@ def evaluate_numpy(
     bounds the rounding error any reordering of the computation can introduce.
     """
     if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1:
-        raise ValueError(f"t = {t!r} is not allowed; allowed: a number in [0, 1]")
+        raise not_allowed("t", t, "a number in [0, 1]")
     y_pred = np.asarray(y_pred, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.float64)
     shape = np.broadcast_shapes(y_pred.shape, y_true.shape)

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from lossevo.symbolic.compile import compile_expression
-from lossevo.symbolic.loss import KINDS, per_sample_loss
+from lossevo.symbolic.kinds import TaskKind, task_kind
+from lossevo.symbolic.loss import per_sample_loss
 
 __all__ = ["MAX_GRADIENT", "MAX_VALUE", "TYPICAL_INPUTS", "Scale", "measure_scale"]
 
@@ -41,10 +42,10 @@ _QUANTILE = 0.9
 _LOGIT_STD = 2.0  # near-uniform to confident softmax rows: p from ~1e-5 to ~0.99
 _TIMES = (0.0, 0.5, 1.0)  # fractions of training done, for losses that use the terminal t
 TYPICAL_INPUTS = {
-    "classification": f"{_SAMPLES} rows of {_CLASSES} logits ~ N(0, {_LOGIT_STD:g}²), "
+    TaskKind.CLASSIFICATION: f"{_SAMPLES} rows of {_CLASSES} logits ~ N(0, {_LOGIT_STD:g}²), "
                       "uniform labels (y_pred = softmax, y_true = one-hot)",
-    "binary": f"{_SAMPLES} logits ~ N(0, {_LOGIT_STD:g}²), labels 0/1 (y_pred = sigmoid)",
-    "regression": f"{_SAMPLES} standardized predictions and targets, each ~ N(0, 1)",
+    TaskKind.BINARY: f"{_SAMPLES} logits ~ N(0, {_LOGIT_STD:g}²), labels 0/1 (y_pred = sigmoid)",
+    TaskKind.REGRESSION: f"{_SAMPLES} standardized predictions and targets, each ~ N(0, 1)",
 }
 
 
@@ -54,9 +55,12 @@ class Scale:
     of the per-sample |loss|, ``gradient`` that of the norm of a sample's gradient with respect
     to the model outputs (logits for classification and binary, predictions for regression)."""
 
-    kind: str
+    kind: TaskKind
     value: float
     gradient: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", task_kind(self.kind))  # also from a plain string
 
     def problems(self) -> list[str]:
         """Why the loss is beyond the bounds (empty when within): it would overflow float16 or
@@ -81,17 +85,19 @@ class Scale:
 
     def as_dict(self) -> dict[str, float | str]:
         """Plain data for exported modules and records: the measurements, the bounds and the
-        inputs they were measured on."""
-        return {**asdict(self), "max_value": MAX_VALUE, "max_gradient": MAX_GRADIENT,
-                "unit_factor": self.unit_factor, "inputs": TYPICAL_INPUTS[self.kind]}
+        inputs they were measured on (the kind as its plain string: exported files hold no
+        enum)."""
+        return {**asdict(self), "kind": str(self.kind), "max_value": MAX_VALUE,
+                "max_gradient": MAX_GRADIENT, "unit_factor": self.unit_factor,
+                "inputs": TYPICAL_INPUTS[self.kind]}
 
 
-def _typical_inputs(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _typical_inputs(kind: TaskKind) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(_SEED)
-    if kind == "classification":
+    if kind == TaskKind.CLASSIFICATION:
         outputs = torch.randn(_SAMPLES, _CLASSES, generator=gen, dtype=torch.float64)
         return outputs * _LOGIT_STD, torch.randint(0, _CLASSES, (_SAMPLES,), generator=gen)
-    if kind == "binary":
+    if kind == TaskKind.BINARY:
         outputs = torch.randn(_SAMPLES, generator=gen, dtype=torch.float64) * _LOGIT_STD
         return outputs, torch.randint(0, 2, (_SAMPLES,), generator=gen).to(torch.float64)
     outputs = torch.randn(_SAMPLES, generator=gen, dtype=torch.float64)
@@ -104,7 +110,7 @@ def _percentile(x: torch.Tensor) -> float:
     return float(x.quantile(_QUANTILE)) if torch.isfinite(x).all() else math.inf
 
 
-def measure_scale(expr: str, kind: str = "classification") -> Scale:
+def measure_scale(expr: str, kind: str = TaskKind.CLASSIFICATION) -> Scale:
     """The :class:`Scale` of an expression text for a loss kind (see :data:`TYPICAL_INPUTS`).
 
     Deterministic (a fixed seed, float64), so an exported loss carries the same numbers as the
@@ -112,8 +118,7 @@ def measure_scale(expr: str, kind: str = "classification") -> Scale:
     t = 0, 0.5 and 1 and gets the largest of each. Raises ValueError for invalid text or an
     unknown kind.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    kind = task_kind(kind)
     fn = compile_expression(expr)
     # A loss on a schedule is measured along it; its scale is the worst point.
     times = _TIMES if getattr(fn, "uses_t", False) else (None,)
