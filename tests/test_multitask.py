@@ -9,7 +9,7 @@ from campaign_helpers import crash_before_checkpoint, run_logged
 
 import lossevo.search.campaign as campaign
 import lossevo.search.multitask as multitask
-from lossevo.comparison.chance import chance_scores
+from lossevo.evaluation.chance import chance_scores
 from lossevo.evaluation.sizing import check_campaign
 from lossevo.evaluation.tasks import load_task
 from lossevo.search.config import CampaignConfig, config_from_mapping, load_config

@@ -5,10 +5,11 @@ wins on two headline test scores (clean and worst environment), by how much, how
 (paired Wilcoxon tests, ranks across tasks) and against a chance floor. A package rather than
 ``lossevo/compare.py`` so that ``lossevo.compare`` stays the function. Modules: ``config``
 (TOML → contenders as plain data), ``tuning`` (each contender's grid point chosen on
-validation), ``protocol`` (work units, the worker, the run), ``chance`` (the constant
-predictor's scores), ``stats`` (tests and intervals), ``rows`` (per-score statistics, the
-floor, ranks), ``report`` (CSV/JSON/Markdown), ``plots`` (PNG), ``units`` (the output
-directory and the finished units kept in it).
+validation), ``protocol`` (work units, the worker, the run), ``stats`` (tests and
+intervals), ``rows`` (per-score statistics, the floor, ranks), ``report``
+(CSV/JSON/Markdown), ``plots`` (PNG), ``units`` (the output directory and the finished units
+kept in it). The chance floor (the constant predictor's
+scores) is lossevo.evaluation.chance: multi-task campaigns normalize by it too.
 """
 
 from lossevo.comparison.config import (

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from lossevo.atomic import write_atomic
-from lossevo.comparison.chance import CHANCE
 from lossevo.comparison.config import CompareConfig
 from lossevo.comparison.rows import SCORES, build_rows
 from lossevo.comparison.stats import (
@@ -24,6 +23,7 @@ from lossevo.comparison.stats import (
     EXACT_MAX_N,
     min_wilcoxon_p,
 )
+from lossevo.evaluation.chance import CHANCE
 from lossevo.symbolic.kinds import TaskKind
 
 __all__ = ["CSV_COLUMNS", "build_rows", "write_outputs"]
@@ -295,9 +295,9 @@ def _markdown(cfg: CompareConfig, rows: list[Row], plots: dict[str, list[str]],
 def write_outputs(cfg: CompareConfig, results: list[dict[str, Any]], out: str | Path, *,
                   config_text: str | None = None, seconds: float = 0.0) -> Path:
     """Write compare.csv, compare.json, compare.md and plots/*.png into ``out``."""
-    from lossevo.comparison.chance import chance_scores
     from lossevo.comparison.plots import write_plots
     from lossevo.comparison.tuning import EVOLVED_SCALES, racing_settings
+    from lossevo.evaluation.chance import chance_scores
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from lossevo.comparison.chance import CHANCE
 from lossevo.comparison.stats import (
     average_ranks,
     bootstrap_mean_ci,
@@ -29,6 +28,7 @@ from lossevo.comparison.stats import (
     task_ranks,
     wilcoxon_p,
 )
+from lossevo.evaluation.chance import CHANCE
 
 __all__ = ["SCORES", "build_rows"]
 
@@ -118,7 +118,7 @@ def _lower(row: Row, score: str) -> float:
 def build_rows(cfg: Any, results: list[dict[str, Any]],
                chance: dict[str, dict[str, Any]] | None = None) -> list[Row]:
     """One row per (contender, task) in result order, each task's chance row first (when
-    `chance` gives it: {task: lossevo.comparison.chance.chance_scores}); see the module
+    `chance` gives it: {task: lossevo.evaluation.chance.chance_scores}); see the module
     docstring for the statistics, references, ranks and the floor."""
     evolved = {c.label for c in cfg.contenders if c.evolved}
     early = {c.label for c in cfg.contenders if getattr(c, "early_stop", False)}

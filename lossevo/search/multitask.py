@@ -8,7 +8,7 @@ each task's score — the first component of its fitness vector, a level such as
     normalized = (score − chance) / (best baseline − chance)
 
 0 is the constant majority-class predictor (mean target for regression) scored on the task's
-validation environments (lossevo.comparison.chance, ``split="validation"``), 1 the best of the
+validation environments (lossevo.evaluation.chance, ``split="validation"``), 1 the best of the
 declared built-in baselines at their defaults, trained once at campaign start on the same
 instances and seed as the candidates. Both numbers go into the run's state and checkpoint, so
 a resumed run reuses them and never retrains the baselines. Where no baseline beats chance (or
@@ -195,7 +195,7 @@ def reference(task: Task, chance: float, baselines: Mapping[str, float | None]) 
 
 
 def _chance(task: Task, seed: int) -> float:
-    from lossevo.comparison.chance import chance_scores
+    from lossevo.evaluation.chance import chance_scores
 
     _, env, _ = _level(task)  # a constant has no spread: its mean and min are one number
     scores = chance_scores(task, seed, split="validation")

@@ -1,4 +1,6 @@
-"""The chance floor of a comparison: a constant predictor scored on the same test environments.
+"""The chance floor: a constant predictor scored on the same environments as the models.
+
+Comparisons show it as a row; multi-task campaigns normalize each task's score by it.
 
 Classification: always the majority class of the **clean** training labels (ties: the lowest
 class index); regression: always the mean of the clean training targets (the model's output

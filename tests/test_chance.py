@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import lossevo.evaluation.fitness as fitness
-from lossevo.comparison.chance import chance_scores, environment_labels
 from lossevo.comparison.report import _csv, _rank_tables
 from lossevo.comparison.rows import build_rows
+from lossevo.evaluation.chance import chance_scores, environment_labels
 from lossevo.evaluation.data import load_dataset
 from lossevo.evaluation.statistics import summarize, with_worst_env
 from lossevo.evaluation.tasks import load_task
