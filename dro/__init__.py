@@ -1,7 +1,8 @@
-"""dro: Wasserstein, χ², CVaR and group distributionally robust optimization.
+"""dro: Wasserstein, χ², CVaR, KL and group distributionally robust optimization.
 
 Exact convex solvers with scikit-learn estimators for linear models (``dro.estimators``,
-``dro.convex``) and differentiable worst-case risks for deep models in torch (``dro.nn``).
+``dro.convex``) and differentiable worst-case risks for deep models in torch (``dro.nn``),
+all looking up the ambiguity sets of ``dro.sets`` (one file per set, one registry).
 Names load lazily so ``import dro`` costs nothing (torch and cvxpy load on first use).
 
 Note: the PyPI package ``dro`` (namkoong-lab) has the same import name; installing it
@@ -17,7 +18,9 @@ __all__ = [
     "CVaRDROClassifier",
     "Chi2DROClassifier",
     "Chi2DRORegressor",
+    "DROClassifier",
     "DROError",
+    "DRORegressor",
     "GroupDRO",
     "InvalidParameterError",
     "SolverError",
@@ -28,12 +31,16 @@ __all__ = [
     "fit_linear_dro",
     "group_dro_risk",
     "wasserstein_penalty_risk",
+    "worst_case_risk",
+    "worst_case_weights",
 ]
 
 _WHERE = {
     "CVaRDROClassifier": "dro.estimators",
     "Chi2DROClassifier": "dro.estimators",
     "Chi2DRORegressor": "dro.estimators",
+    "DROClassifier": "dro.estimators",
+    "DRORegressor": "dro.estimators",
     "WassersteinDROClassifier": "dro.estimators",
     "WassersteinDRORegressor": "dro.estimators",
     "DROError": "dro.errors",
@@ -45,6 +52,8 @@ _WHERE = {
     "cvar_risk": "dro.nn",
     "group_dro_risk": "dro.nn",
     "wasserstein_penalty_risk": "dro.nn",
+    "worst_case_risk": "dro.nn",
+    "worst_case_weights": "dro.nn",
 }
 
 

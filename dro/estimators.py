@@ -1,6 +1,9 @@
-"""scikit-learn estimators for linear DRO models (Wasserstein, χ², CVaR).
+"""scikit-learn estimators for linear DRO models over the sets of ``dro.sets``.
 
-Constructors only store parameters; ``fit`` validates them and the data, solves through
+``DROClassifier`` / ``DRORegressor`` take any reweighting set of the registry by name
+(``ambiguity='chi2' | 'cvar' | 'kl' | ...``), so a new set needs no new estimator; the named
+classes (Wasserstein, χ², CVaR) fix the set. Constructors only store parameters; ``fit``
+validates them (the set reads the hyperparameters it needs) and the data, solves through
 :func:`dro.convex.solve.fit_linear_dro` and sets the fitted attributes (ending in ``_``):
 ``coef_``, ``intercept_``, ``robust_objective_``, ``worst_case_weights_`` (None for
 Wasserstein, whose worst case moves samples instead of reweighting them), ``solver_status_``
@@ -19,25 +22,31 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from dro._validation import check_nonneg, check_open_unit, dual_norm
+from dro._validation import check_nonneg
 from dro.convex.losses import loss_spec
 from dro.convex.solve import fit_linear_dro
 from dro.errors import InvalidParameterError
+from dro.sets import LinearModelSet, ReweightingSet, get_set
 
 __all__ = [
     "CVaRDROClassifier",
     "Chi2DROClassifier",
     "Chi2DRORegressor",
+    "DROClassifier",
+    "DRORegressor",
     "WassersteinDROClassifier",
     "WassersteinDRORegressor",
 ]
 
 
 class _LinearDRO(BaseEstimator):
-    """Shared fit logic; subclasses name the formulation and the task."""
+    """Shared fit logic; subclasses name the set (``_formulation``) and the task."""
 
     _formulation = "wasserstein"
     _task = "classification"
+
+    def _ambiguity(self) -> LinearModelSet:
+        return get_set(self._formulation, LinearModelSet, what="formulation")  # type: ignore[return-value]
 
     def _settings(self) -> dict:
         """Validated solver settings from the hyperparameters (never mutates them)."""
@@ -47,21 +56,14 @@ class _LinearDRO(BaseEstimator):
         spec = loss_spec(self._task, self.loss, check_nonneg("delta", getattr(self, "delta", 1)))
         if self._task == "regression" and spec.name == "huber" and spec.delta == 0:
             raise InvalidParameterError("delta=0 is not allowed; the Huber threshold must be > 0")
-        out = {"spec": spec, "fit_intercept": bool(fit_intercept),
+        ball = self._ambiguity()
+        out = {"formulation": ball.name, "spec": spec, "fit_intercept": bool(fit_intercept),
                "solver": getattr(self, "solver", None)}
-        if self._formulation == "cvar":
-            out["radius"] = check_open_unit("alpha", self.alpha)
-        else:
-            out["radius"] = check_nonneg("radius", self.radius)
-        if self._formulation == "wasserstein":
-            out["dual_p"] = dual_norm(self.norm)
-            out["kappa"] = check_nonneg("kappa", self.kappa, allow_inf=True)
-            if out["kappa"] == 0:
-                raise InvalidParameterError("kappa=0 is not allowed; labels would move for free")
+        out.update(ball.settings(self.get_params(deep=False)))  # radius, alpha, norm, ...
         return out
 
     def _solve(self, X: np.ndarray, y: np.ndarray) -> None:
-        fit = fit_linear_dro(X, y, formulation=self._formulation, **self._settings())
+        fit = fit_linear_dro(X, y, **self._settings())
         self.coef_ = fit.coef
         self.intercept_ = fit.intercept
         self.robust_objective_ = fit.objective
@@ -203,3 +205,42 @@ class CVaRDROClassifier(_Classifier):
         self.loss = loss
         self.fit_intercept = fit_intercept
         self.solver = solver
+
+
+class _AnySet:
+    """Mixin: the set is the ``ambiguity`` hyperparameter, any reweighting set registered."""
+
+    def _ambiguity(self) -> ReweightingSet:
+        return get_set(self.ambiguity, ReweightingSet)  # type: ignore[attr-defined,return-value]
+
+
+class DROClassifier(_AnySet, _Classifier):
+    """Worst-case expected loss over the reweighting set named ``ambiguity`` (dro.sets).
+
+    'chi2' and 'kl' read ``radius`` (χ²: E[(dQ/dP̂ − 1)²] ≤ radius; KL: KL(Q‖P̂) ≤ radius, in
+    nats), 'cvar' reads ``alpha``; the other of the two is ignored. Wasserstein moves samples
+    instead and has its own estimator (:class:`WassersteinDROClassifier`).
+    """
+
+    def __init__(self, ambiguity="chi2", loss="logistic", radius=0.1, alpha=0.1,
+                 fit_intercept=True, solver=None):
+        self.ambiguity = ambiguity
+        self.loss = loss
+        self.radius = radius
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+
+
+class DRORegressor(_AnySet, _Regressor):
+    """Regression over the reweighting set named ``ambiguity`` (as :class:`DROClassifier`)."""
+
+    def __init__(self, ambiguity="chi2", loss="absolute", radius=0.1, alpha=0.1,
+                 fit_intercept=True, solver=None, delta=1.0):
+        self.ambiguity = ambiguity
+        self.loss = loss
+        self.radius = radius
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.delta = delta

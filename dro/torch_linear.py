@@ -1,9 +1,9 @@
 """First-order path for large linear DRO problems: full-batch L-BFGS in torch (CPU or CUDA).
 
 Only gradients are used (no Hessians, no conic solver), so memory and time grow linearly
-with N; the χ² objective goes through :func:`dro.nn.chi2_risk`, whose Danskin gradient makes
-the exact worst case a differentiable function of the model. Accuracy is that of the stopping
-rule; benchmarks/dro.py reports the gap to the exact solvers.
+with N; the objective is the set's own torch form (dro.sets): for χ² and KL the exact worst
+case, whose Danskin gradient makes it a differentiable function of the model. Accuracy is
+that of the stopping rule; benchmarks/dro.py reports the gap to the exact solvers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from dro.convex.losses import LossSpec
 from dro.errors import InvalidParameterError, SolverError
-from dro.nn import chi2_risk
+from dro.sets import LinearModelSet, get_set
 
 __all__ = ["fit_linear_torch", "torch_losses"]
 
@@ -40,16 +40,14 @@ def fit_linear_torch(
     device: str | None = None, dtype: torch.dtype = torch.float64, max_iter: int = 2000,
     gtol: float = 1e-7, weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Minimise the Wasserstein (κ = ∞, ℓ2 dual norm ‖w ⊙ θ‖₂) or χ² objective; returns (θ, b)."""
+    """Minimise the set's objective (Wasserstein: κ = ∞, ℓ2 dual norm ‖w ⊙ θ‖₂; χ², KL: the
+    exact worst case); returns (θ, b)."""
+    ball: LinearModelSet = get_set(formulation, LinearModelSet, what="formulation")  # type: ignore[assignment]
     if not spec.smooth:
         raise InvalidParameterError(f"solver='torch' needs a smooth loss, got {spec.name!r}")
-    if formulation == "cvar" or (
-        formulation == "wasserstein" and (not math.isinf(kappa) or dual_p != 2.0)
-    ):
-        raise InvalidParameterError(
-            f"solver='torch' supports 'chi2' and 'wasserstein' with kappa=inf and norm=2, "
-            f"got formulation={formulation!r}, kappa={kappa!r}, dual norm {dual_p!r}"
-        )
+    why = ball.torch_unsupported(spec, dual_p, kappa)
+    if why is not None:
+        raise InvalidParameterError(why)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
     yt = torch.as_tensor(y, dtype=dtype, device=dev)
@@ -61,14 +59,9 @@ def fit_linear_torch(
     def objective() -> torch.Tensor:
         b = z[d] if fit_intercept else z[d] * 0.0
         losses = torch_losses(spec, Xt @ z[:d] + b, yt)
-        if formulation == "chi2":
-            return chi2_risk(losses, radius)
-        norm = torch.linalg.vector_norm(w * z[:d])
-        if spec.name == "squared":
-            return torch.sqrt(losses.mean()) + radius * norm
-        return losses.mean() + radius * spec.lipschitz * norm
+        return ball.torch_objective(losses, z[:d], spec=spec, radius=radius, weights=w)
 
-    # Start a small step down the ERM gradient: at θ = 0 the χ² worst case and ‖θ‖ have kinks.
+    # Start a small step down the ERM gradient: at θ = 0 the worst case and ‖θ‖ have kinks.
     b0 = z[d] if fit_intercept else z[d] * 0.0
     erm = torch_losses(spec, Xt @ z[:d] + b0, yt).mean()
     (g0,) = torch.autograd.grad(erm, z)

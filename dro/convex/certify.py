@@ -127,53 +127,9 @@ def erm_candidate(user: LinearDROProblem, inner: LinearDROProblem,
 
 
 def zero_radius_bound(problem: LinearDROProblem, center: np.ndarray) -> tuple[float, str] | None:
-    """A radius from which θ = 0 is optimal for the Wasserstein problem, or None.
-
-    With m = mean_i ‖x_i − c‖ (transport norm) and b′ = b + θᵀc, an L-Lipschitz loss obeys
-    ℓ(θᵀx_i + b) ≥ ℓ(b′) − L‖θ‖_*‖x_i − c‖, so mean ℓ + εL‖θ‖_* ≥ mean ℓ(b′) once ε ≥ m.
-    Finite κ (classification) needs ε ≥ κ + m (the adversary can then flip any label); the
-    type-2 squared loss needs ε ≥ sqrt(mean ‖x_i − c‖²) (triangle inequality in ℝⁿ).
-    Regression with finite κ has none: θ with ‖θ‖_* ≤ 1/κ costs nothing extra.
-    """
-    if problem.formulation != "wasserstein" or (
-        problem.spec.task == "regression" and not math.isinf(problem.kappa)
-    ):
-        return None
-    primal = {2.0: 2.0, 1.0: math.inf, math.inf: 1.0}[problem.dual_p]
-    dist = np.linalg.norm(problem.X - center, ord=primal, axis=1)
-    where = "x̄" if problem.fit_intercept else "0"
-    if problem.spec.name == "squared":
-        return float(np.sqrt(np.mean(dist * dist))), f"sqrt(mean ‖x − {where}‖²)"
-    if math.isinf(problem.kappa):
-        return float(dist.mean()), f"mean ‖x − {where}‖"
-    return float(problem.kappa + dist.mean()), f"κ + mean ‖x − {where}‖"
-
-
-def _in_ball(problem: LinearDROProblem, q: np.ndarray) -> np.ndarray | None:
-    """Weights q′ ≤ some q̂ in the ball, so min_θ Σ q′ℓ ≤ min_θ Σ q̂ℓ (losses are ≥ 0).
-
-    For Wasserstein with finite κ, q holds n kept then n flipped masses: flipping labels
-    without moving x costs κ per unit, so flips are capped at 1/n each and ε/κ in all.
-    """
-    formulation, radius = problem.formulation, problem.radius
-    n = problem.X.shape[0]
-    q = np.maximum(q, 0.0)
-    if not q.sum() > 0:
-        return None
-    if formulation == "wasserstein":
-        if q.size != 2 * n or math.isinf(problem.kappa):
-            return None
-        flip = np.minimum(q[n:], 1.0 / n)
-        flip *= min(1.0, radius / (problem.kappa * flip.sum())) if flip.sum() > 0 else 1.0
-        return np.concatenate([1.0 / n - flip, flip])
-    if formulation == "cvar":  # cap at 1/(αn); the mass left over only adds loss
-        return np.minimum(q, 1.0 / (radius * n))
-    q = q / q.sum()
-    div = float(np.mean((n * q - 1.0) ** 2))
-    if div > radius:  # shrink towards uniform: the divergence scales with the square
-        t = math.sqrt(radius / div)
-        q = t * q + (1.0 - t) / n
-    return q
+    """A radius from which θ = 0 is optimal (with how it was computed), or None: the
+    problem's set knows (Wasserstein: dro/sets/wasserstein.py; reweightings have none)."""
+    return problem.ambiguity.zero_radius_bound(problem, center)
 
 
 def _lower_bound(inner: LinearDROProblem, erm_value: float | None,
@@ -181,13 +137,15 @@ def _lower_bound(inner: LinearDROProblem, erm_value: float | None,
     best = (0.0, "losses ≥ 0")
     if erm_value is not None:
         best = max(best, (erm_value, "the ERM optimum"))
-    X, y = inner.X, inner.y
-    if inner.formulation == "wasserstein":  # the samples, then the same with labels flipped
-        X, y = np.vstack([X, X]), np.concatenate([y, -y])
     for q in weight_sets:
-        q = None if q is None or q.size != y.size else _in_ball(inner, q)
         if q is None:
             continue
+        q = np.maximum(q, 0.0)
+        # Weights moved into the set, on the data they weigh (Wasserstein: flipped labels too).
+        bound = inner.ambiguity.bound_weights(inner, q) if q.sum() > 0 else None
+        if bound is None:
+            continue
+        X, y, q = bound
         _, _, value, ok = weighted_erm(X, y, inner.spec, q, inner.fit_intercept)
         if ok:
             best = max(best, (value, "min_θ Σ q_i ℓ_i(θ) for worst-case weights q"))

@@ -1,22 +1,21 @@
 """A linear DRO problem as posed (data, loss, ball), and its exact objective at any model.
 
 ``robust_objective`` is the judge of every answer: the worst case computed in numpy (closed
-forms and sorts), never a solver's own report. ``LinearDROProblem.standardized`` poses the
-same problem on standardized features (dro.convex.scaling), which is what the solvers see.
+forms, sorts, one-dimensional duals), never a solver's own report. ``LinearDROProblem.
+standardized`` poses the same problem on standardized features (dro.convex.scaling), which is
+what the solvers see. Both ask the problem's ambiguity set (dro.sets) for its own math.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from dro.convex.chi2 import chi2_objective
-from dro.convex.cvar import cvar_objective
 from dro.convex.losses import LossSpec
 from dro.convex.scaling import Standardizer
-from dro.convex.wasserstein import wasserstein_objective
+from dro.sets import LinearModelSet, get_set
 
 __all__ = ["LinearDROProblem", "robust_objective"]
 
@@ -27,20 +26,13 @@ def robust_objective(
     weights: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray | None]:
     """Exact worst-case loss of a given linear model, with the worst-case weights if any."""
-    if formulation == "wasserstein":
-        v = wasserstein_objective(
-            X, y, coef, intercept, spec, radius=radius, dual_p=dual_p, kappa=kappa,
-            weights=weights,
-        )
-        return v, None
-    if formulation == "chi2":
-        return chi2_objective(X, y, coef, intercept, spec, radius=radius)
-    return cvar_objective(X, y, coef, intercept, spec, alpha=radius)
+    problem = LinearDROProblem(formulation, X, y, spec, radius, dual_p, kappa, weights=weights)
+    return problem.objective(coef, intercept)
 
 
 @dataclass(frozen=True)
 class LinearDROProblem:
-    """min over (θ, b) of the worst-case loss; ``radius`` is α for CVaR.
+    """min over (θ, b) of the worst-case loss; ``radius`` is the set's size (α for CVaR).
 
     ``weights`` w make the Wasserstein dual norm ‖w ⊙ θ‖_* (only on standardized features).
     """
@@ -55,22 +47,14 @@ class LinearDROProblem:
     fit_intercept: bool = True
     weights: np.ndarray | None = None
 
+    @property
+    def ambiguity(self) -> LinearModelSet:
+        """The problem's ambiguity set, from the registry."""
+        return get_set(self.formulation, LinearModelSet, what="formulation")  # type: ignore[return-value]
+
     def objective(self, coef: np.ndarray, intercept: float) -> tuple[float, np.ndarray | None]:
-        return robust_objective(
-            self.formulation, self.X, self.y, coef, intercept, self.spec, radius=self.radius,
-            dual_p=self.dual_p, kappa=self.kappa, weights=self.weights,
-        )
+        return self.ambiguity.objective(self, coef, intercept)
 
     def standardized(self, std: Standardizer) -> LinearDROProblem:
         """The same problem on std's features, with every number in its best-scaled form."""
-        X = std.transform(self.X)
-        n = X.shape[0]
-        if self.formulation == "wasserstein":
-            return replace(self, X=X, radius=self.radius / std.unit,
-                           kappa=self.kappa / std.unit, weights=std.weights)
-        if self.formulation == "chi2":
-            # ρ ≥ n − 1 already admits every reweighting (a point mass has χ² = n − 1), and
-            # a huge ρ would only put a huge coefficient into the conic program.
-            return replace(self, X=X, radius=min(self.radius, n - 1.0))
-        # CVaR_α for α ≤ 1/n is the largest loss, exactly as at α = 1/n.
-        return replace(self, X=X, radius=max(self.radius, 1.0 / n))
+        return self.ambiguity.standardized(self, std)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dro._validation import check_choice
 from dro.convex.certify import (
     RTOL,
     Candidate,
@@ -24,20 +23,16 @@ from dro.convex.certify import (
     zero_candidate,
     zero_radius_bound,
 )
-from dro.convex.chi2 import chi2_program
-from dro.convex.cvar import cvar_program
 from dro.convex.losses import LossSpec
 from dro.convex.problem import LinearDROProblem, robust_objective
 from dro.convex.program import DEFAULT_SOLVER, installed_cvxpy_solvers
 from dro.convex.scaling import standardizer
-from dro.convex.structured import lbfgs_chi2, lbfgs_supported, lbfgs_wasserstein
-from dro.convex.wasserstein import wasserstein_program
 from dro.errors import InvalidParameterError, SolverError
+from dro.sets import LinearModelSet, get_set, set_names
 
 __all__ = ["FORMULATIONS", "LinearDROFit", "fit_linear_dro", "robust_objective"]
 
-FORMULATIONS = ("wasserstein", "chi2", "cvar")
-_MAX_WEIGHT = 100.0  # bound on the Wasserstein norm weights w = s/σ (dro.convex.scaling)
+FORMULATIONS = set_names(LinearModelSet)  # every registered set that fits linear models
 
 
 @dataclass(frozen=True)
@@ -83,9 +78,10 @@ def fit_linear_dro(
     dual_p: float = 2.0, kappa: float = math.inf, fit_intercept: bool = True,
     solver: str | None = None,
 ) -> LinearDROFit:
-    """Fit a linear model under ``formulation`` (radius = α for CVaR) and certify the result."""
-    check_choice("formulation", formulation, FORMULATIONS)
-    supported = formulation != "cvar" and lbfgs_supported(formulation, spec, dual_p, kappa)
+    """Fit a linear model under the set named ``formulation`` (radius = its size: α for
+    CVaR) and certify the result."""
+    ball: LinearModelSet = get_set(formulation, LinearModelSet, what="formulation")  # type: ignore[assignment]
+    supported = ball.lbfgs_supported(spec, dual_p, kappa)
     method = _resolve_solver(solver, supported)
     if method == "lbfgs" and not supported:
         raise InvalidParameterError(
@@ -96,8 +92,7 @@ def fit_linear_dro(
     y = np.asarray(y, dtype=float)
     user = LinearDROProblem(formulation, X, y, spec, float(radius), float(dual_p),
                             float(kappa), bool(fit_intercept))
-    std = standardizer(X, user.fit_intercept,
-                       _MAX_WEIGHT if formulation == "wasserstein" else math.inf)
+    std = standardizer(X, user.fit_intercept, ball.max_weight)
     zero = zero_candidate(user)
     bound = zero_radius_bound(user, std.mean)
     if bound is not None and user.radius >= bound[0]:
@@ -135,28 +130,16 @@ def _closed_form(user: LinearDROProblem, zero: Candidate, status: str) -> Linear
 
 def _dispatch(method: str, p: LinearDROProblem):
     """Run one solver on ``p``; returns (θ, b, status, reported optimum or None, dual q or None)."""
-    X, y, spec, radius = p.X, p.y, p.spec, p.radius
     if method == "lbfgs":
-        if p.formulation == "chi2":
-            coef, b = lbfgs_chi2(X, y, spec, radius=radius, fit_intercept=p.fit_intercept)
-        else:
-            coef, b = lbfgs_wasserstein(X, y, spec, radius=radius, dual_p=p.dual_p,
-                                        fit_intercept=p.fit_intercept, weights=p.weights)
+        coef, b = p.ambiguity.lbfgs(p)
         return coef, b, "optimal", None, None
     if method == "torch":
         from dro.torch_linear import fit_linear_torch
 
         coef, b = fit_linear_torch(
-            X, y, formulation=p.formulation, spec=spec, radius=radius, dual_p=p.dual_p,
-            kappa=p.kappa, fit_intercept=p.fit_intercept, weights=p.weights,
+            p.X, p.y, formulation=p.formulation, spec=p.spec, radius=p.radius,
+            dual_p=p.dual_p, kappa=p.kappa, fit_intercept=p.fit_intercept, weights=p.weights,
         )
         return coef, b, "converged", None, None
-    if p.formulation == "wasserstein":
-        prog = wasserstein_program(X, y, spec, dual_p=p.dual_p, kappa=p.kappa,
-                                   fit_intercept=p.fit_intercept, weights=p.weights)
-    elif p.formulation == "chi2":
-        prog = chi2_program(X, y, spec, fit_intercept=p.fit_intercept)
-    else:
-        prog = cvar_program(X, y, spec, fit_intercept=p.fit_intercept)
-    res = prog.solve(radius, solver=method, allow_inaccurate=True)
+    res = p.ambiguity.program(p).solve(p.radius, solver=method, allow_inaccurate=True)
     return res.coef, res.intercept, res.status, res.value, res.dual_weights

@@ -3,8 +3,10 @@
 * Wasserstein, κ = ∞, smooth loss: mean ℓ + ε·L‖w ⊙ θ‖_* (w: standardization weights) is
   smooth except at θ = 0 for the ℓ2 dual norm (θ = 0 is tested first by its optimality
   condition) and, for the ℓ1 dual norm, becomes smooth with bounds after θ = θ⁺ − θ⁻.
-* χ², smooth loss: V(θ) = sup_q qᵀℓ(θ) has a unique maximiser q* for ρ > 0, so by Danskin
-  ∇V = Σ q*_i ∇ℓ_i, and q* comes exactly from a sort (the one-dimensional dual).
+* a reweighting set with a smooth worst case (χ², KL), smooth loss: V(θ) = sup_q qᵀℓ(θ) has
+  a unique maximiser q* for generic losses, so by Danskin ∇V = Σ q*_i ∇ℓ_i, and q* comes
+  exactly from the set's one-dimensional dual (dro.sets).
+Which set may use which solver is the set's call (``lbfgs_supported`` in dro/sets/).
 A run that does not reach a tiny projected gradient raises SolverError.
 """
 
@@ -17,21 +19,25 @@ import numpy as np
 from scipy.optimize import minimize
 
 from dro.convex.losses import LossSpec, loss_and_derivative
-from dro.convex.worst_case import chi2_worst_case
 from dro.errors import SolverError
 
-__all__ = ["lbfgs_chi2", "lbfgs_supported", "lbfgs_wasserstein", "weighted_erm"]
+__all__ = [
+    "lbfgs_chi2",
+    "lbfgs_reweighted",
+    "lbfgs_supported",
+    "lbfgs_wasserstein",
+    "weighted_erm",
+]
 
 _GTOL = 1e-6
 
 
 def lbfgs_supported(formulation: str, spec: LossSpec, dual_p: float, kappa: float) -> bool:
-    """Whether a structured solver exists for this combination."""
-    if not spec.smooth:
-        return False
-    if formulation == "chi2":
-        return True
-    return formulation == "wasserstein" and math.isinf(kappa) and dual_p in (1.0, 2.0)
+    """Whether a structured solver exists for this combination (the set decides)."""
+    from dro.sets import LinearModelSet, get_set
+
+    ball = get_set(formulation, LinearModelSet, what="formulation")
+    return ball.lbfgs_supported(spec, dual_p, kappa)  # type: ignore[attr-defined]
 
 
 def _run(fun: Callable, x0: np.ndarray, bounds=None, *, what: str) -> np.ndarray:
@@ -117,17 +123,22 @@ def lbfgs_wasserstein(
     return z[:d] - z[d : 2 * d], float(z[2 * d]) if nb else 0.0
 
 
-def lbfgs_chi2(
-    X: np.ndarray, y: np.ndarray, spec: LossSpec, *, radius: float, fit_intercept: bool
+def lbfgs_reweighted(
+    X: np.ndarray, y: np.ndarray, spec: LossSpec,
+    worst_case: Callable[[np.ndarray], tuple[float, np.ndarray]], *, fit_intercept: bool,
+    what: str = "the worst case",
 ) -> tuple[np.ndarray, float]:
-    """Minimise the exact χ² worst case V(θ) with Danskin gradients; returns (θ, b)."""
+    """Minimise V(θ) = worst_case(ℓ(θ)) with Danskin gradients Σ q*_i ∇ℓ_i; returns (θ, b).
+
+    ``worst_case`` maps a loss vector to (sup_q qᵀℓ, q*), e.g. a set's exact numpy form.
+    """
     d = X.shape[1]
     nb = 1 if fit_intercept else 0
 
     def fun(z):
         theta, b = z[:d], z[d] if nb else 0.0
         val, du = loss_and_derivative(spec, X @ theta + b, y)
-        value, q = chi2_worst_case(val, radius)
+        value, q = worst_case(val)
         gu = q * du
         g = X.T @ gu
         return value, np.append(g, gu.sum()) if nb else g
@@ -138,8 +149,18 @@ def lbfgs_chi2(
     g0 = np.append(X.T @ du0, du0.sum()) if nb else X.T @ du0
     gn = float(np.linalg.norm(g0))
     z0 = -0.01 * g0 / gn if gn > 0 else np.zeros(d + nb)
-    z = _run(fun, z0, what="χ²")
+    z = _run(fun, z0, what=what)
     return z[:d], float(z[d]) if nb else 0.0
+
+
+def lbfgs_chi2(
+    X: np.ndarray, y: np.ndarray, spec: LossSpec, *, radius: float, fit_intercept: bool
+) -> tuple[np.ndarray, float]:
+    """Minimise the exact χ² worst case V(θ) with Danskin gradients; returns (θ, b)."""
+    from dro.sets.chi2 import CHI2
+
+    return lbfgs_reweighted(X, y, spec, lambda v: CHI2.worst_case(v, radius),
+                            fit_intercept=fit_intercept, what="χ²")
 
 
 def weighted_erm(

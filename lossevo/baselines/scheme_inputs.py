@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dro.nn import wasserstein_penalty_risk
 from lossevo.baselines.scheme_base import BaselineScheme, SeedStreams, attack_epsilon, input_clip
 from lossevo.evaluation.models import Params
 from lossevo.evaluation.tasks import DatasetName
@@ -194,14 +195,11 @@ class MaxUp(BaselineScheme):
         return per.max(1).values.mean(1)
 
 
-def _input_grad(batch: Batch, params: Params, x: torch.Tensor, penalty: Any = None
-                ) -> torch.Tensor:
-    """∇_x of the summed base losses (minus an optional penalty) with frozen weights."""
+def _input_grad(batch: Batch, params: Params, x: torch.Tensor) -> torch.Tensor:
+    """∇_x of the summed base losses with frozen weights."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         phi = batch.per_sample(batch.forward(params, x), batch.y).sum()
-        if penalty is not None:
-            phi = phi - penalty(x)
         (grad,) = torch.autograd.grad(phi, x)
     return grad
 
@@ -280,7 +278,8 @@ class AdversarialPGD(BaselineScheme):
 @dataclass(frozen=True, repr=False)
 class WassersteinDRO(BaselineScheme):
     """Sinha, Namkoong & Duchi 2018 (WRM): ℓ(x′) − γ‖x′ − x‖² at x′ from 15 steps of gradient
-    ascent (step 1/(2γ)), as dro.wasserstein_penalty_risk, for all models at once."""
+    ascent (step 1/(2γ)): dro.wasserstein_penalty_risk over the (M, b) losses, all models at
+    once (their input gradients do not mix)."""
 
     name = "wasserstein_dro"
     gamma: float = 2.0
@@ -294,15 +293,9 @@ class WassersteinDRO(BaselineScheme):
             self._number("step_size", 0.0)
 
     def objective(self, state: Any, batch: Batch, params: Params) -> torch.Tensor:
-        lr = 1.0 / (2.0 * self.gamma) if self.step_size is None else self.step_size
-        x0 = batch.x.detach()
+        def model(x: torch.Tensor) -> torch.Tensor:
+            return batch.forward(params, x)
 
-        def penalty(x: torch.Tensor) -> torch.Tensor:
-            return self.gamma * ((x - x0) ** 2).sum()
-
-        adv = x0.clone()
-        frozen = _frozen(params)
-        for _ in range(self.steps):
-            adv = (adv + lr * _input_grad(batch, frozen, adv, penalty)).detach()
-        per = batch.per_sample(batch.forward(params, adv), batch.y)
-        return (per - self.gamma * ((adv - x0) ** 2).sum(-1)).mean(1)
+        return wasserstein_penalty_risk(model, batch.per_sample, batch.x, batch.y,
+                                        gamma=self.gamma, steps=self.steps,
+                                        step_size=self.step_size)

@@ -1,8 +1,9 @@
 """Schemes that reweight or re-target the per-sample losses of the clean batch, and SAM.
 
 All of them act on the (M, b) per-sample base losses of the M stacked models, row by row, so
-each model is trained exactly as if alone. Per-sample state (ELR and SAT targets) is indexed
-by the sample's position in the training set, per model.
+each model is trained exactly as if alone. The DRO weights (χ², CVaR, group DRO) are dro's
+own batched forms, which solve each row as its own problem. Per-sample state (ELR and SAT
+targets) is indexed by the sample's position in the training set, per model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dro.nn import chi2_weights
+from dro.nn import group_dro_step, worst_case_risk, worst_case_weights
 from lossevo.baselines.scheme_base import BaselineScheme, SeedStreams
 from lossevo.evaluation.data import load_dataset
 from lossevo.evaluation.environments import shifted_set
@@ -80,23 +81,13 @@ class Chi2DRO(BaselineScheme):
 
     def objective(self, state: Any, batch: Batch, params: Params) -> torch.Tensor:
         per = batch.per_sample(batch.forward(params, batch.x), batch.y)
-        w = torch.stack([chi2_weights(row, self.radius) for row in per])
-        return (w * per).sum(1)
+        return worst_case_risk(per, "chi2", self.radius)
 
 
 def cvar_weights_rows(losses: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Row-wise `dro.cvar_weights` for (M, b) losses in one sort: 1/(αb) on the ⌊αb⌋ largest,
-    the remaining mass on the next one (same ties rule: stable descending order)."""
-    v = losses.detach()
-    n = v.shape[1]
-    cap = 1.0 / (alpha * n)
-    k = min(int(alpha * n + 1e-12), n)
-    rank = torch.argsort(torch.argsort(v, dim=1, descending=True, stable=True), dim=1)
-    w = torch.where(rank < k, cap, 0.0)
-    if k < n:
-        w = torch.where(rank == k, max(0.0, 1.0 - k * cap), w)
-    w = w.to(torch.float64)
-    return (w / w.sum(1, keepdim=True)).to(losses.dtype)
+    """Row-wise `dro.cvar_weights` for (M, b) losses: 1/(αb) on the ⌊αb⌋ largest, the
+    remaining mass on the next one (ties: stable descending order), all rows in one sort."""
+    return worst_case_weights(losses, "cvar", alpha)
 
 
 @dataclass(frozen=True, repr=False)
@@ -112,22 +103,12 @@ class CVaRDRO(BaselineScheme):
 
     def objective(self, state: Any, batch: Batch, params: Params) -> torch.Tensor:
         per = batch.per_sample(batch.forward(params, batch.x), batch.y)
-        return (cvar_weights_rows(per, self.alpha) * per).sum(1)
+        return worst_case_risk(per, "cvar", self.alpha)
 
 
-def group_dro_step(
-    q: torch.Tensor, losses: torch.Tensor, groups: torch.Tensor, eta: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One online group-DRO step per model, as `dro.GroupDRO` row by row: group means of the
-    (M, b) losses, q ← q·exp(η·mean) over the groups present, normalised; risk = Σ q_g mean_g.
-    Returns (new q (M, G), risk (M,))."""
-    member = one_hot(groups, q.shape[1], losses.dtype)  # (M, b, G)
-    counts = member.sum(1)
-    means = (member * losses.unsqueeze(-1)).sum(1) / counts.clamp_min(1.0)
-    with torch.no_grad():
-        q = q.to(losses.dtype) * torch.exp(eta * means.detach() * (counts > 0))
-        q = q / q.sum(1, keepdim=True)
-    return q, (q * means).sum(1)
+# `group_dro_step(q, losses, groups, eta)` is dro's batched online step (re-exported): group
+# means of the (M, b) losses, q ← q·exp(η·mean) over the groups present, normalised; risk
+# Σ q_g mean_g. Returns (new q (M, G), risk (M,)), each model as `dro.GroupDRO` alone.
 
 
 @dataclass
