@@ -11,7 +11,8 @@ TORCH_PIP_ARGS ?=
 
 .PHONY: demo tour test test-all lint clean experiments exp-noisy-digits exp-noisy-digits-quick \
 	exp-shift exp-poly3 \
-	exp-noisy-cubic exp-model-selection exp-discovery exp-discovery-gpu
+	exp-noisy-cubic exp-model-selection exp-discovery exp-discovery-gpu \
+	exp-discovery-full-fidelity
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,16 @@ exp-discovery: $(STAMP)
 # not measured yet: no session had a GPU.
 exp-discovery-gpu: $(STAMP)
 	$(call campaign,experiments/discovery-gpu.toml,runs/discovery-gpu)
+
+# The follow-up without multi-fidelity (smaller search; ~40 min on 2 shared cores), then its
+# losses against the stateless baselines on test, and the goal check.
+exp-discovery-full-fidelity: $(STAMP)
+	$(call campaign,experiments/discovery-full-fidelity.toml,runs/discovery-full-fidelity)
+	$(BIN)/lossevo compare experiments/discovery-full-fidelity-compare.toml \
+		--out docs/results/discovery-full-fidelity
+	$(BIN)/python experiments/discovery_goal.py \
+		docs/results/discovery-full-fidelity/compare.json \
+		--out docs/results/discovery-full-fidelity/goal.md
 
 exp-noisy-cubic: $(STAMP)
 	$(BIN)/python experiments/noisy_cubic.py --out docs/results
