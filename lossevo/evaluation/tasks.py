@@ -87,12 +87,6 @@ class EnvKind(enum.StrEnum):
 
 _IMAGE_ONLY = {EnvKind.ROTATE, EnvKind.TRANSLATE}
 _TABULAR_ONLY = {EnvKind.RESCALE, EnvKind.SUBGROUP}
-_CLASSIFICATION = (
-    DatasetName.DIGITS,
-    DatasetName.BREAST_CANCER,
-    DatasetName.WINE,
-    DatasetName.MNIST1D,
-)
 
 
 @dataclass(frozen=True)
